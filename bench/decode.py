@@ -1,0 +1,104 @@
+"""Decoding speed of a model directory on test_2016_flickr: sentences/s and target tokens/s.
+
+    python bench/decode.py [--model models/transformer-de-en] [--quick]
+
+Runs greedy, beam 4 and beam 5, at batch 1 (sentence by sentence) and in large length-sorted
+batches, with the models' caches and with a decoder that recomputes the whole prefix every step
+(the no-cache baseline, timed in the same run), in fp32 and with int8 dynamic quantization; also
+single-sentence greedy latency (median, p90) and BLEU of every large-batch setting. Prints JSON.
+Model loading is excluded from every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nmt.batching import encode_source, pad  # noqa: E402
+from nmt.corpus import read_parallel, split_file  # noqa: E402
+from nmt.scoring import bleu  # noqa: E402
+from nmt.search import UncachedDecoder, search  # noqa: E402
+from nmt.tokenizer import PAD_ID  # noqa: E402
+from nmt.translator import Translator  # noqa: E402
+
+
+def run(translator: Translator, ids, beam: int, batch_size: int, cache: bool) -> tuple[float, list]:
+    """Seconds to decode every sentence, and the hypotheses in input order."""
+    model = translator.model if cache else UncachedDecoder(translator.model)
+    d = translator.config.decode
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    out = [None] * len(ids)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for at in range(0, len(order), batch_size):
+            chunk = order[at:at + batch_size]
+            src = pad([encode_source(ids[i]) for i in chunk])
+            for i, hyps in zip(chunk, search(model, src, src != PAD_ID, beam, 1, d.length_penalty,
+                                             d.max_len_ratio, d.max_len_offset)):
+                out[i] = hyps[0].tokens
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="models/transformer-de-en")
+    parser.add_argument("--data", default="data/multi30k")
+    parser.add_argument("--split", default="test_2016_flickr")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--quick", action="store_true", help="200 sentences, fewer settings")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count())
+    results = {"benchmark": "decode", "model": args.model, "split": args.split,
+               "threads": torch.get_num_threads(), "torch": torch.__version__, "runs": []}
+    for quantize in ("", "int8"):
+        translator = Translator.load(args.model, quantize=quantize)
+        sources, references = read_parallel(split_file(args.data, args.split, translator.src_lang),
+                                            split_file(args.data, args.split, translator.tgt_lang))
+        if args.quick:
+            sources, references = sources[:200], references[:200]
+        ids = translator.tokenizer.encode(sources)
+        run(translator, ids[:32], 4, 32, True)  # warm-up
+        settings = [(1, args.batch, True), (4, args.batch, True), (5, args.batch, True),
+                    (1, args.batch, False), (4, args.batch, False), (1, 1, True), (4, 1, True)]
+        if args.quick or quantize:
+            settings = [(1, args.batch, True), (4, args.batch, True)]
+        for beam, batch, cache in settings:
+            subset = ids if batch > 1 else ids[:200]  # batch 1 is slow: 200 sentences suffice
+            seconds, hyps = run(translator, subset, beam, batch, cache)
+            row = {"precision": quantize or "fp32", "beam": beam, "batch": batch, "cache": cache,
+                   "sentences": len(subset), "seconds": round(seconds, 2),
+                   "sentences_per_s": round(len(subset) / seconds, 1),
+                   "target_tokens_per_s": round(sum(len(h) + 1 for h in hyps) / seconds)}
+            if batch > 1:
+                texts = translator.tokenizer.decode(hyps)
+                row["bleu"] = round(bleu(texts, references[:len(subset)])[0].score, 2)
+            results["runs"].append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+        if not quantize:
+            latencies = []
+            for i in range(100):
+                start = time.perf_counter()
+                translator.translate_sentences([sources[i]], beam_size=1)
+                latencies.append((time.perf_counter() - start) * 1000)
+            results["single_sentence_greedy_ms"] = {
+                "median": round(statistics.median(latencies), 2),
+                "p90": round(sorted(latencies)[89], 2)}
+    by = {(r["precision"], r["beam"], r["batch"], r["cache"]): r for r in results["runs"]}
+    cached, uncached = by.get(("fp32", 4, args.batch, True)), by.get(("fp32", 4, args.batch, False))
+    if cached and uncached:
+        results["beam4_cache_speedup"] = round(cached["sentences_per_s"] / uncached["sentences_per_s"], 2)
+        results["beam4_bleu_equal_cached_uncached"] = cached["bleu"] == uncached["bleu"]
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Load test of the translation service on 127.0.0.1: N concurrent clients, M requests each,
+single sentences from test_2016_flickr. Prints JSON: throughput, latency percentiles, errors,
+observed batch sizes (from /metrics), and the server's resident memory when it started it.
+
+    python bench/load.py --clients 32 --requests 8            # starts `nmt serve` itself
+    python bench/load.py --url http://127.0.0.1:5000 ...       # or targets a running server
+
+Bounded by design: clients x requests requests in all, each with a timeout, then it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nmt.corpus import read_lines, split_file  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"VmRSS:\s+(\d+) kB", text)
+    return round(int(match.group(1)) / 1024, 1) if match else None
+
+
+def batch_stats(metrics: str) -> dict:
+    total = re.search(r"^nmt_batch_sentences_sum ([\d.e+]+)", metrics, re.M)
+    count = re.search(r"^nmt_batch_sentences_count ([\d.e+]+)", metrics, re.M)
+    buckets = {m.group(1): float(m.group(2)) for m in
+               re.finditer(r'^nmt_batch_sentences_bucket\{le="([^"]+)"\} ([\d.e+]+)', metrics, re.M)}
+    if not total or not count or float(count.group(1)) == 0:
+        return {}
+    return {"batches": int(float(count.group(1))),
+            "mean_sentences": round(float(total.group(1)) / float(count.group(1)), 2),
+            "cumulative_buckets": buckets}
+
+
+async def client(http: httpx.AsyncClient, url: str, sentences: list[str], beam: int,
+                 latencies: list, errors: list) -> None:
+    for text in sentences:
+        start = time.perf_counter()
+        try:
+            r = await http.post(url + "/translate", json={"q": text, "source": "de", "target": "en",
+                                                          "beam_size": beam})
+            if r.status_code != 200:
+                errors.append(r.status_code)
+        except httpx.HTTPError as error:
+            errors.append(type(error).__name__)
+        latencies.append(time.perf_counter() - start)
+
+
+async def load(url: str, sentences: list[str], clients: int, requests: int, beam: int) -> dict:
+    latencies: list[float] = []
+    errors: list = []
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        await http.post(url + "/translate", json={"q": sentences[0], "source": "de", "target": "en"})
+        before = batch_stats((await http.get(url + "/metrics")).text)
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http, url, sentences[c * requests:(c + 1) * requests], beam,
+                                      latencies, errors) for c in range(clients)))
+        seconds = time.perf_counter() - start
+        after = batch_stats((await http.get(url + "/metrics")).text)
+    latencies.sort()
+
+    def pct(q):
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
+
+    batches = after.get("batches", 0) - before.get("batches", 0)
+    return {"clients": clients, "requests": len(latencies), "beam": beam,
+            "seconds": round(seconds, 2), "sentences_per_s": round(len(latencies) / seconds, 1),
+            "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},
+            "errors": len(errors), "error_kinds": sorted({str(e) for e in errors}),
+            "batches": batches,
+            "mean_batch_sentences": round(len(latencies) / batches, 2) if batches else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", help="a running server; default: start `nmt serve` here")
+    parser.add_argument("--model", action="append", help="models for the server it starts")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=8, help="requests per client")
+    parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--data", default="data/multi30k")
+    args = parser.parse_args()
+    sentences = read_lines(split_file(args.data, "test_2016_flickr", "de"))
+    needed = args.clients * args.requests
+    sentences = (sentences * (needed // len(sentences) + 1))[:needed]
+    server = None
+    url = args.url
+    try:
+        if url is None:
+            port = free_port()
+            command = [sys.executable, "-m", "nmt", "serve", "--port", str(port)]
+            for model in args.model or []:
+                command += ["--model", model]
+            server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(600):
+                try:
+                    if httpx.get(url + "/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            else:
+                raise SystemExit("the server did not start: " + server.stderr.read().decode()[-2000:])
+        result = asyncio.run(load(url, sentences, args.clients, args.requests, args.beam))
+        result["benchmark"] = "load"
+        if server is not None:
+            result["server_rss_mb"] = rss_mb(server.pid)
+            result["models"] = httpx.get(url + "/health").json()["models"]
+        result["cpu_count"] = os.cpu_count()
+        print(json.dumps(result, indent=2))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Model directories and resumable training states, always written atomically.
+
+A model directory holds ``config.json``, ``model.safetensors``, ``spm.model`` and optionally
+``metrics.json`` and a ``README.md`` card. It is assembled in a temporary folder and renamed into
+place, so a reader sees the old directory or the new one, never half of one.
+
+Training states (``state-{step}.pt``: optimizer, scheduler, RNG states, position in the data) sit
+in a run directory beside ``states.json``, a manifest of SHA-256 sums; the newest two are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from nmt.config import Config, ConfigError, config_from_dict
+from nmt.errors import NmtError
+
+MODEL_FILES = ("config.json", "model.safetensors", "spm.model")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(data)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    os.replace(tmp.name, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Move a finished directory into place; the old one is removed only after the swap."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def save_model_dir(path: str | Path, model: torch.nn.Module, config: Config, spm_path: str | Path,
+                   metrics: dict | None = None, card: str | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        weights = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
+        save_file(weights, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        (staging / "config.json").write_text(config.to_json(), encoding="utf-8")
+        shutil.copyfile(spm_path, staging / "spm.model")
+        if metrics is not None:
+            (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        if card is not None:
+            (staging / "README.md").write_text(card, encoding="utf-8")
+        replace_dir(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def read_model_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.is_dir():
+        raise NmtError(f"{path}: model directory not found")
+    missing = [name for name in MODEL_FILES if not (path / name).is_file()]
+    if missing:
+        raise NmtError(f"{path}: not a model directory (missing {', '.join(missing)})")
+    try:
+        raw = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise NmtError(f"{path / 'config.json'}: cannot parse: {error}") from None
+    try:
+        return config_from_dict(raw, str(path / "config.json"))
+    except ConfigError as error:
+        raise NmtError(str(error)) from None
+
+
+def load_weights(model: torch.nn.Module, weights_path: str | Path) -> None:
+    """Load safetensors weights into ``model``; any damage is reported naming the file."""
+    weights_path = Path(weights_path)
+    try:
+        weights = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise NmtError(f"{weights_path}: corrupted or truncated weights file ({error})") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise NmtError(f"{weights_path}: weights do not match the config "
+                       f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for name, tensor in weights.items():
+        if tensor.shape != expected[name].shape:
+            raise NmtError(f"{weights_path}: {name} has shape {tuple(tensor.shape)}, the config "
+                           f"builds {tuple(expected[name].shape)}")
+        if not torch.isfinite(tensor).all():
+            raise NmtError(f"{weights_path}: {name} contains NaN or infinite values")
+    model.load_state_dict(weights)
+
+
+# ----------------------------------------------------------------------------- training states
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_manifest(run_dir: Path) -> list[dict]:
+    manifest = run_dir / "states.json"
+    if not manifest.is_file():
+        return []
+    try:
+        return json.loads(manifest.read_text())["states"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise NmtError(f"{manifest}: corrupted state manifest") from None
+
+
+def save_training_state(run_dir: str | Path, state: dict, step: int, keep: int = 2) -> Path:
+    """Write ``state-{step}.pt`` atomically, record its checksum, keep only the newest ``keep``."""
+    run_dir = Path(run_dir)
+    path = run_dir / f"state-{step:08d}.pt"
+    with tempfile.NamedTemporaryFile(dir=run_dir, prefix=f".{path.name}.", delete=False) as tmp:
+        torch.save(state, tmp)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    os.replace(tmp.name, path)
+    entries = [e for e in _read_manifest(run_dir) if e["file"] != path.name]
+    entries.append({"file": path.name, "step": step, "sha256": file_sha256(path)})
+    entries.sort(key=lambda e: e["step"])
+    stale, entries = entries[:-keep], entries[-keep:]
+    atomic_write_text(run_dir / "states.json", json.dumps({"states": entries}, indent=2) + "\n")
+    for entry in stale:
+        (run_dir / entry["file"]).unlink(missing_ok=True)
+    return path
+
+
+def verify_state(run_dir: Path, entry: dict) -> str | None:
+    """None when the state file is intact, else what is wrong with it."""
+    path = run_dir / entry["file"]
+    if not path.is_file():
+        return f"{path}: missing"
+    if file_sha256(path) != entry["sha256"]:
+        return f"{path}: checksum mismatch (truncated or corrupted)"
+    return None
+
+
+def load_training_state(run_dir: str | Path, log=print) -> dict | None:
+    """The newest intact training state of a run, falling back (and saying so) past damaged ones."""
+    run_dir = Path(run_dir)
+    entries = _read_manifest(run_dir)
+    for entry in reversed(entries):
+        problem = verify_state(run_dir, entry)
+        if problem is not None:
+            log(f"warning: {problem}; trying an older state")
+            continue
+        try:
+            return torch.load(run_dir / entry["file"], map_location="cpu", weights_only=True)
+        except Exception as error:  # unreadable despite its checksum: treat like damage
+            log(f"warning: {run_dir / entry['file']}: cannot load ({error}); trying an older state")
+    if entries:
+        raise NmtError(f"{run_dir}: no intact training state to resume from")
+    return None

@@ -1,0 +1,280 @@
+"""Configuration: frozen dataclasses, loaded from commented TOML files, overridable from the CLI.
+
+A config is the full recipe of a model. It is saved as ``config.json`` in every model directory,
+so a model can always be rebuilt exactly as it was trained.
+
+    cfg = load_config("configs/transformer-de-en.toml", overrides=["train.max_epochs=5"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from nmt.errors import NmtError
+
+
+class ConfigError(NmtError):
+    """A config file or override that cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # A folder of {split}.{lang}[.gz] files (Multi30k's layout), or explicit files below.
+    corpus: str = "data/multi30k"
+    src_lang: str = "de"
+    tgt_lang: str = "en"
+    train_split: str = "train"
+    valid_split: str = "val"
+    # A user's own parallel corpus: two aligned files, or one TSV of "source<TAB>target" lines.
+    src_file: str = ""
+    tgt_file: str = ""
+    tsv_file: str = ""
+    valid_src_file: str = ""
+    valid_tgt_file: str = ""
+    # Joint SentencePiece vocabulary over both languages.
+    vocab_size: int = 8000
+    spm_model_type: str = "unigram"
+    # Pairs longer than this many subwords (either side) are dropped from training, with a count.
+    max_tokens_per_sentence: int = 128
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "transformer"  # "transformer" or "rnn"
+    # Transformer (names from "Attention Is All You Need").
+    d_model: int = 256
+    n_heads: int = 4
+    n_encoder_layers: int = 3
+    n_decoder_layers: int = 3
+    d_ff: int = 1024
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    pre_norm: bool = True
+    max_positions: int = 1024
+    # RNN baseline (bidirectional GRU encoder + Bahdanau attention decoder).
+    embed_dim: int = 256
+    hidden_size: int = 512
+    rnn_layers: int = 1
+    # Shared by both: one embedding matrix for source, target and output projection.
+    tie_embeddings: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 1
+    max_tokens: int = 4000  # token budget of a batch: source + target, padding counted
+    lr: float = 1e-3  # peak learning rate, reached after warmup
+    warmup_steps: int = 1000
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    adam_eps: float = 1e-9
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0
+    max_epochs: int = 40
+    max_minutes: float = 0.0  # wall-time budget; 0 means none
+    patience: int = 0  # early stopping: epochs without a better val BLEU; 0 means none
+    average_last: int = 5  # average the weights of the last N epoch checkpoints
+    precision: str = "bf16"  # "bf16" (autocast, fp32 master weights) or "fp32"
+    threads: int = 0  # torch threads; 0 means all cores
+    save_every_steps: int = 500  # training state for exact resume, besides every epoch end
+    log_every_steps: int = 50
+    eval_max_sentences: int = 0  # val sentences scored for BLEU each epoch; 0 means all
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    beam_size: int = 4
+    length_penalty: float = 0.6  # GNMT alpha: score / ((5 + |y|) / 6) ** alpha
+    max_len_ratio: float = 1.5  # a hypothesis may be at most ratio * |x| + offset tokens long
+    max_len_offset: int = 10
+    max_tokens: int = 6000  # token budget of a translation batch (sentences x beams x length)
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    def replace(self, **sections: Any) -> Config:
+        return dataclasses.replace(self, **sections)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "decode": DecodeConfig,
+}
+
+
+def _field_types(cls: type) -> dict[str, type]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+def _coerce(value: Any, expected: type, where: str) -> Any:
+    """Check a value read from TOML/JSON against a field's type (ints are accepted as floats)."""
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(expected):
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {value!r} is not a {expected}")
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{where}: expected nothing, got {value!r}")
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _parse_literal(text: str, expected: type, where: str) -> Any:
+    """Parse the right-hand side of ``--set section.key=value`` for a field of type ``expected``."""
+    if expected is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {text!r}")
+    if expected is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {text!r}") from None
+    if expected is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {text!r}") from None
+    return text
+
+
+def _build_section(cls: type, values: dict[str, Any], where: str) -> Any:
+    types_by_name = _field_types(cls)
+    unknown = sorted(set(values) - set(types_by_name))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(types_by_name)}"
+        )
+    checked = {k: _coerce(v, types_by_name[k], f"{where}.{k}") for k, v in values.items()}
+    return cls(**checked)
+
+
+def config_from_dict(raw: dict[str, Any], where: str = "config") -> Config:
+    unknown = sorted(set(raw) - set(SECTIONS) - {"name"})
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section {unknown[0]!r}; valid sections: name, {', '.join(SECTIONS)}"
+        )
+    sections = {}
+    for name, cls in SECTIONS.items():
+        value = raw.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+        sections[name] = _build_section(cls, value, f"{where}: {name}")
+    config = Config(name=str(raw.get("name", "run")), **sections)
+    validate(config, where)
+    return config
+
+
+def apply_overrides(config: Config, overrides: list[str], where: str = "--set") -> Config:
+    """Apply ``section.key=value`` strings, each type-checked against its field."""
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"{where} {item!r}: expected section.key=value")
+        dotted, text = item.split("=", 1)
+        section, key = dotted.strip().split(".", 1)
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{where} {item!r}: unknown section {section!r}; valid sections: "
+                f"{', '.join(SECTIONS)}"
+            )
+        types_by_name = _field_types(SECTIONS[section])
+        if key not in types_by_name:
+            raise ConfigError(
+                f"{where}: unknown key {dotted!r}; valid keys in [{section}]: "
+                f"{', '.join(types_by_name)}"
+            )
+        value = _parse_literal(text, types_by_name[key], f"{where} {dotted}")
+        new_section = dataclasses.replace(getattr(config, section), **{key: value})
+        config = dataclasses.replace(config, **{section: new_section})
+    validate(config, where)
+    return config
+
+
+def validate(config: Config, where: str = "config") -> None:
+    """Reject impossible values before any work starts."""
+    m, t, d, dec = config.model, config.train, config.data, config.decode
+    problems = []
+    if m.arch not in ("transformer", "rnn"):
+        problems.append(f"model.arch must be 'transformer' or 'rnn', got {m.arch!r}")
+    if m.d_model <= 0 or m.n_heads <= 0 or m.d_model % m.n_heads:
+        problems.append(f"model.d_model ({m.d_model}) must be divisible by model.n_heads ({m.n_heads})")
+    for name in ("dropout", "attention_dropout", "label_smoothing"):
+        section = t if name == "label_smoothing" else m
+        value = getattr(section, name)
+        if not 0.0 <= value < 1.0:
+            problems.append(f"{name} must be in [0, 1), got {value}")
+    for section, name in [(m, "d_ff"), (m, "embed_dim"), (m, "hidden_size"), (m, "rnn_layers"),
+                          (m, "n_encoder_layers"), (m, "n_decoder_layers"), (t, "max_tokens"),
+                          (d, "vocab_size"), (dec, "beam_size"), (dec, "max_tokens"),
+                          (d, "max_tokens_per_sentence")]:
+        if getattr(section, name) <= 0:
+            problems.append(f"{name} must be positive, got {getattr(section, name)}")
+    if t.lr <= 0:
+        problems.append(f"train.lr must be positive, got {t.lr}")
+    if t.precision not in ("bf16", "fp32"):
+        problems.append(f"train.precision must be 'bf16' or 'fp32', got {t.precision!r}")
+    if d.spm_model_type not in ("unigram", "bpe"):
+        problems.append(f"data.spm_model_type must be 'unigram' or 'bpe', got {d.spm_model_type!r}")
+    if d.vocab_size < 16 and d.vocab_size > 0:
+        problems.append(f"data.vocab_size must be at least 16, got {d.vocab_size}")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a TOML (or a model directory's JSON) config, then apply ``section.key=value`` overrides."""
+    if path is None:
+        config = Config()
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            if path.suffix == ".json":
+                raw = json.loads(path.read_text(encoding="utf-8"))
+            else:
+                raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: cannot parse: {error}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a table of sections")
+        raw.setdefault("name", path.stem)
+        config = config_from_dict(raw, str(path))
+    return apply_overrides(config, overrides or [])

@@ -1,0 +1,46 @@
+"""The interface every translation model implements, so one search drives them all.
+
+    forward(src, src_mask, tgt_in) -> logits            teacher-forced training
+    encode(src, src_mask) -> memory                     the source, read once
+    decode_step(tokens, memory, state) -> (log_probs, state)
+                                                        one target token per hypothesis
+
+``memory`` and ``state`` both have ``select(indices)``: row i of the result is row indices[i] of
+the input. Beam search reorders hypotheses through ``state.select`` and drops finished sentences
+through ``memory.select``; it never needs to know which model it drives.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+
+
+class Selectable(Protocol):
+    def select(self, indices: torch.Tensor) -> Selectable: ...
+
+
+class Seq2Seq(nn.Module):
+    """Base class of the encoder-decoder models (Transformer, RNN)."""
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor,
+                need_attention: bool = False, logits_mask: torch.Tensor | None = None):
+        """Teacher-forced logits (B, T, V); only at the True positions of ``logits_mask`` (N, V)
+        when given (training skips the vocabulary projection of padding)."""
+        raise NotImplementedError
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> Selectable:
+        raise NotImplementedError
+
+    def decode_step(self, tokens: torch.Tensor, memory: Selectable, state: Selectable | None,
+                    need_attention: bool = False) -> tuple[torch.Tensor, Selectable]:
+        """tokens (N,) the last token of each hypothesis -> log-probabilities (N, V), new state.
+
+        With ``need_attention`` the new state carries ``attention`` (N, S): where this step looked.
+        """
+        raise NotImplementedError
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,224 @@
+"""The Transformer encoder-decoder of "Attention Is All You Need" (Vaswani et al., 2017).
+
+Read top to bottom it follows the paper: embeddings and positions (3.4, 3.5), the encoder layer
+(self-attention, feed-forward), the decoder layer (masked self-attention, attention over the
+encoder output, feed-forward), each sublayer inside a residual connection with layer
+normalisation (3.1), then the whole model with its output projection tied to the embeddings.
+Pre-norm (LayerNorm before each sublayer) is the default: it trains stably without a long warmup.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nmt.models.attention import MultiHeadAttention
+from nmt.models.base import Seq2Seq
+from nmt.models.dropout import Dropout
+from nmt.tokenizer import PAD_ID
+
+
+def sinusoidal_positions(max_len: int, d_model: int) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)),  PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model))"""
+    position = torch.arange(max_len, dtype=torch.float32)[:, None]
+    inv_freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32)
+                         * (-math.log(10000.0) / d_model))
+    pe = torch.zeros(max_len, d_model)
+    pe[:, 0::2] = torch.sin(position * inv_freq)
+    pe[:, 1::2] = torch.cos(position * inv_freq)
+    return pe  # (max_len, d_model)
+
+
+class FeedForward(nn.Module):
+    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2                                           (eq. 2)"""
+
+    def __init__(self, d_model: int, d_ff: int):
+        super().__init__()
+        self.w_1, self.w_2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w_2(F.relu(self.w_1(x)))
+
+
+class Residual(nn.Module):
+    """x + Dropout(Sublayer(LayerNorm(x))) (pre-norm), or LayerNorm(x + Dropout(Sublayer(x)))."""
+
+    def __init__(self, d_model: int, dropout: float, pre_norm: bool):
+        super().__init__()
+        self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), Dropout(dropout), pre_norm
+
+    def forward(self, x: torch.Tensor, sublayer) -> torch.Tensor:
+        if self.pre_norm:
+            return x + self.dropout(sublayer(self.norm(x)))
+        return self.norm(x + self.dropout(sublayer(x)))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
+        self.ffn = FeedForward(d_model, d_ff)
+        self.sublayers = nn.ModuleList(Residual(d_model, dropout, pre_norm) for _ in range(2))
+
+    def forward(self, x: torch.Tensor, src_attn_mask: torch.Tensor) -> torch.Tensor:
+        x = self.sublayers[0](x, lambda h: self.self_attn(h, h, mask=src_attn_mask)[0])
+        return self.sublayers[1](x, self.ffn)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
+        self.ffn = FeedForward(d_model, d_ff)
+        self.sublayers = nn.ModuleList(Residual(d_model, dropout, pre_norm) for _ in range(3))
+
+    def forward(self, x, cross_kv, src_attn_mask, self_kv=None, need_weights=False):
+        """x (B, T, d_model). Without ``self_kv`` the whole target is read at once (causal mask);
+        with it, x is one new position and its keys/values are appended to the cache.
+
+        Returns x, the updated self-attention cache, cross-attention weights (if asked).
+        """
+        new_kv = None
+
+        def self_attention(h):
+            nonlocal new_kv
+            if self_kv is None:
+                return self.self_attn(h, h, is_causal=True)[0]
+            k, v = self.self_attn.project_kv(h)
+            if self_kv[0] is not None:
+                k, v = torch.cat([self_kv[0], k], dim=2), torch.cat([self_kv[1], v], dim=2)
+            new_kv = (k, v)
+            return self.self_attn(h, kv=new_kv)[0]  # the newest position sees all before it
+
+        weights = None
+
+        def cross_attention(h):
+            nonlocal weights
+            out, weights = self.cross_attn(h, kv=cross_kv, mask=src_attn_mask,
+                                           need_weights=need_weights)
+            return out
+
+        x = self.sublayers[0](x, self_attention)
+        x = self.sublayers[1](x, cross_attention)
+        x = self.sublayers[2](x, self.ffn)
+        return x, new_kv, weights
+
+
+@dataclass
+class TransformerMemory:
+    """The encoded source, with each decoder layer's cross-attention keys/values computed once."""
+
+    src_attn_mask: torch.Tensor  # (N, 1, 1, S)
+    cross_kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (N, h, S, d_k) twice
+    encoder_out: torch.Tensor  # (N, S, d_model)
+
+    def select(self, indices: torch.Tensor) -> TransformerMemory:
+        return TransformerMemory(self.src_attn_mask.index_select(0, indices),
+                                 [(k.index_select(0, indices), v.index_select(0, indices))
+                                  for k, v in self.cross_kv],
+                                 self.encoder_out.index_select(0, indices))
+
+
+@dataclass
+class TransformerState:
+    """The decoder's self-attention keys/values so far, per layer: (N, h, t, d_k) twice."""
+
+    self_kv: list[tuple[torch.Tensor | None, torch.Tensor | None]]
+    step: int
+    attention: torch.Tensor | None = None  # (N, S) cross-attention of the last step, if asked
+
+    def select(self, indices: torch.Tensor) -> TransformerState:
+        return TransformerState([(k.index_select(0, indices), v.index_select(0, indices))
+                                 for k, v in self.self_kv], self.step,
+                                None if self.attention is None
+                                else self.attention.index_select(0, indices))
+
+
+class Transformer(Seq2Seq):
+    def __init__(self, vocab_size: int, d_model: int = 256, n_heads: int = 4,
+                 n_encoder_layers: int = 3, n_decoder_layers: int = 3, d_ff: int = 1024,
+                 dropout: float = 0.1, attention_dropout: float = 0.0, pre_norm: bool = True,
+                 tie_embeddings: bool = True, max_positions: int = 1024):
+        super().__init__()
+        self.d_model = d_model
+        self.embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD_ID)
+        nn.init.normal_(self.embed.weight, mean=0.0, std=d_model ** -0.5)
+        nn.init.zeros_(self.embed.weight[PAD_ID])
+        self.register_buffer("positions", sinusoidal_positions(max_positions, d_model),
+                             persistent=False)
+        self.dropout = Dropout(dropout)
+        layer_args = (d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(*layer_args) for _ in range(n_encoder_layers))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(n_decoder_layers))
+        # Pre-norm stacks end with a LayerNorm: the residual stream is never normalised otherwise.
+        self.encoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.output = None if tie_embeddings else nn.Linear(d_model, vocab_size, bias=False)
+
+    # 3.4 Embeddings: the same weights for source, target and the pre-softmax projection,
+    # multiplied by sqrt(d_model) on the way in. 3.5 Positional encoding: added.
+    def embed_tokens(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+        t = tokens.size(1)
+        x = self.embed(tokens) * math.sqrt(self.d_model) + self.positions[start:start + t]
+        return self.dropout(x)  # (B, T, d_model)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder states (.., d_model) -> logits over the vocabulary (.., V)."""
+        if self.output is None:
+            return F.linear(x, self.embed.weight)
+        return self.output(x)
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> TransformerMemory:
+        """src (B, S) ids, src_mask (B, S) True at real tokens."""
+        src_attn_mask = src_mask[:, None, None, :]  # keys that are padding are never attended
+        x = self.embed_tokens(src)
+        for layer in self.encoder_layers:
+            x = layer(x, src_attn_mask)
+        x = self.encoder_norm(x)
+        cross_kv = [layer.cross_attn.project_kv(x) for layer in self.decoder_layers]
+        return TransformerMemory(src_attn_mask, cross_kv, x)
+
+    def decode(self, tgt_in: torch.Tensor, memory: TransformerMemory,
+               need_attention: bool = False, logits_mask: torch.Tensor | None = None):
+        """The whole target prefix at once (teacher forcing): (B, T) -> logits (B, T, V)."""
+        x = self.embed_tokens(tgt_in)
+        weights = None
+        for layer, cross_kv in zip(self.decoder_layers, memory.cross_kv):
+            x, _, weights = layer(x, cross_kv, memory.src_attn_mask, need_weights=need_attention)
+        x = self.decoder_norm(x)
+        if logits_mask is not None:  # training: project only the positions that are scored
+            x = x[logits_mask]
+        logits = self.project(x)
+        return (logits, weights) if need_attention else logits
+
+    def forward(self, src, src_mask, tgt_in, need_attention=False, logits_mask=None):
+        """Teacher-forced logits (B, T, V), or (N, V) for the N True positions of ``logits_mask``
+        (B, T); with ``need_attention`` also the last decoder layer's cross-attention averaged
+        over heads (B, T, S)."""
+        return self.decode(tgt_in, self.encode(src, src_mask), need_attention, logits_mask)
+
+    def decode_step(self, tokens, memory: TransformerMemory, state: TransformerState | None,
+                    need_attention: bool = False):
+        if state is None:
+            state = TransformerState([(None, None)] * len(self.decoder_layers), 0)
+        x = self.embed_tokens(tokens[:, None], start=state.step)  # (N, 1, d_model)
+        new_kv, weights = [], None
+        for layer, cross_kv, self_kv in zip(self.decoder_layers, memory.cross_kv, state.self_kv):
+            x, kv, weights = layer(x, cross_kv, memory.src_attn_mask, self_kv=self_kv,
+                                   need_weights=need_attention)
+            new_kv.append(kv)
+        logits = self.project(self.decoder_norm(x[:, 0]))
+        attention = weights[:, 0] if weights is not None else None
+        return logits.float().log_softmax(dim=-1), TransformerState(new_kv, state.step + 1, attention)
+
+    def decode_prefix(self, prefix: torch.Tensor, memory: TransformerMemory) -> torch.Tensor:
+        """Log-probabilities (N, V) of the next token after the whole ``prefix`` (N, t), computed
+        from scratch with no cache at all (the reference that cached decoding must equal)."""
+        cross_kv = [layer.cross_attn.project_kv(memory.encoder_out) for layer in self.decoder_layers]
+        fresh = TransformerMemory(memory.src_attn_mask, cross_kv, memory.encoder_out)
+        return self.decode(prefix, fresh)[:, -1].float().log_softmax(dim=-1)

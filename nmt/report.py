@@ -1,0 +1,231 @@
+"""``nmt evaluate``: translate a test set with each system, score, compare, and write a report.
+
+The report (``report.md``, ``report.json``, ``by_length.png`` in the ``--out`` folder) holds, per
+system: BLEU and chrF with sacreBLEU signatures and 95% bootstrap confidence intervals; paired
+significance against a baseline (paired bootstrap resampling and approximate randomization, both
+from sacreBLEU); BLEU and chrF by source length; parameters, training time, decoding speed; and
+examples side by side. It is assembled in a temporary folder and moved into place only when
+complete, so a failed run leaves no partial report.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nmt.checkpoint import replace_dir
+from nmt.corpus import read_lines, read_parallel, split_file
+from nmt.errors import NmtError
+from nmt.scoring import by_length, score_all
+
+
+@dataclass
+class System:
+    name: str
+    hypotheses: list[str]
+    info: dict = field(default_factory=dict)  # parameters, training minutes, speed, ...
+
+
+def parse_hyp(spec: str) -> tuple[str, Path]:
+    if "=" not in spec:
+        raise NmtError(f"--hyp {spec!r}: expected NAME=FILE")
+    name, path = spec.split("=", 1)
+    return name.strip(), Path(path)
+
+
+def translate_with(model_dir: Path, sources: list[str], beam_size: int, log) -> System:
+    from nmt.translator import Translator
+
+    translator = Translator.load(model_dir)
+    start = time.perf_counter()
+    hypotheses = translator.translate(sources, beam_size=beam_size)
+    seconds = time.perf_counter() - start
+    training = {}
+    metrics_path = model_dir / "metrics.json"
+    if metrics_path.is_file():
+        training = json.loads(metrics_path.read_text()).get("training", {})
+    info = {"model": str(model_dir), "arch": translator.config.model.arch,
+            "parameters": translator.model.num_parameters(),
+            "training_minutes": training.get("training_minutes"),
+            "beam_size": beam_size, "decode_seconds": round(seconds, 1),
+            "sentences_per_second": round(len(sources) / seconds, 1)}
+    log(f"{model_dir.name}: {len(sources)} sentences in {seconds:.1f} s")
+    return System(model_dir.name, hypotheses, info)
+
+
+def significance(systems: list[System], baseline: str, references: list[str]) -> dict:
+    """p-values of every system against the baseline, by paired bootstrap and by approximate
+    randomization (sacreBLEU's implementations), with bootstrap 95% confidence intervals."""
+    from sacrebleu.metrics import BLEU, CHRF
+    from sacrebleu.significance import PairedTest
+
+    ordered = [s for s in systems if s.name == baseline] + [s for s in systems if s.name != baseline]
+    named = [(s.name, s.hypotheses) for s in ordered]
+    out: dict = {s.name: {} for s in ordered}
+    for test_type in ("bs", "ar"):
+        metrics = {"BLEU": BLEU(), "chrF": CHRF()}
+        signatures, scores = PairedTest(named, metrics, [references], test_type=test_type,
+                                        n_samples=1000 if test_type == "bs" else 2000,
+                                        n_ar_confidence=-1)()
+        for metric_name, results in scores.items():
+            if metric_name == "System":
+                continue
+            key = "bleu" if metric_name.startswith("BLEU") else "chrf"
+            for system, result in zip(ordered, results):
+                entry = out[system.name].setdefault(key, {})
+                if test_type == "bs":
+                    entry["mean"] = round(float(result.mean), 2)
+                    entry["ci95"] = round(float(result.ci), 2)
+                    entry["signature_bs"] = str(signatures[metric_name])
+                if result.p_value is not None:
+                    entry[f"p_{test_type}"] = round(float(result.p_value), 4)
+    return out
+
+
+def plot_by_length(rows: dict[str, list[dict]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for name, buckets in rows.items():
+        labels = [b["bucket"] for b in buckets]
+        for ax, metric in zip(axes, ("bleu", "chrf")):
+            ax.plot(labels, [b[metric] if b[metric] is not None else float("nan")
+                             for b in buckets], "o-", label=name)
+    for ax, title in zip(axes, ("BLEU", "chrF")):
+        ax.set(xlabel="source length (words)", ylabel=title, title=f"{title} by source length")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, format="png", dpi=90)
+    plt.close(fig)
+
+
+def fmt(value, digits=2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def render_markdown(report: dict) -> str:
+    base = report["baseline"]
+    lines = [f"# Evaluation on {report['split']} ({report['pair']}, {report['sentences']} sentences)",
+             "", f"Baseline for significance: **{base}**. 95% confidence intervals from paired "
+             "bootstrap resampling (1000 samples); p-values from paired bootstrap (bs) and "
+             "approximate randomization (ar, 2000 trials).", "",
+             "| system | BLEU | 95% CI | p (bs) | p (ar) | chrF | 95% CI | p (bs) | p (ar) | "
+             "BLEU lc | parameters | training min | sentences/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, s in report["systems"].items():
+        b, c, info = s["significance"]["bleu"], s["significance"]["chrf"], s["info"]
+        params = f"{info['parameters']:,}" if info.get("parameters") else "–"
+        lines.append(
+            f"| {name} | {s['bleu']:.2f} | ±{b['ci95']:.2f} | {fmt(b.get('p_bs'), 4)} | "
+            f"{fmt(b.get('p_ar'), 4)} | {s['chrf']:.2f} | ±{c['ci95']:.2f} | "
+            f"{fmt(c.get('p_bs'), 4)} | {fmt(c.get('p_ar'), 4)} | {s['bleu_lc']:.2f} | {params} | "
+            f"{fmt(info.get('training_minutes'), 1)} | {fmt(info.get('sentences_per_second'), 1)} |")
+    first = next(iter(report["systems"].values()))
+    lines += ["", "Signatures:", "", f"- BLEU: `{first['bleu_signature']}`",
+              f"- BLEU lowercased: `{first['bleu_lc_signature']}`",
+              f"- chrF: `{first['chrf_signature']}`", "",
+              "## Quality by source length", "", "![by length](by_length.png)", ""]
+    names = list(report["systems"])
+    lines.append("| source words | sentences | " + " | ".join(f"{n} BLEU" for n in names) + " | "
+                 + " | ".join(f"{n} chrF" for n in names) + " |")
+    lines.append("|---" * (2 + 2 * len(names)) + "|")
+    buckets = [report["systems"][n]["by_length"] for n in names]
+    for i, row in enumerate(buckets[0]):
+        lines.append(f"| {row['bucket']} | {row['sentences']} | "
+                     + " | ".join(fmt(b[i]["bleu"]) for b in buckets) + " | "
+                     + " | ".join(fmt(b[i]["chrf"]) for b in buckets) + " |")
+    lines += ["", "## Examples", ""]
+    for example in report["examples"]:
+        lines.append(f"**{example['why']}** — source: {example['source']}")
+        lines.append("")
+        lines.append(f"- reference: {example['reference']}")
+        for name in names:
+            lines.append(f"- {name}: {example['hypotheses'][name]}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def evaluate_command(args, log=None) -> Path:
+    log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
+    if not args.model and not args.hyp:
+        raise NmtError("give at least one --model DIR or --hyp NAME=FILE")
+    from nmt.checkpoint import read_model_config
+
+    configs = [read_model_config(Path(m)) for m in args.model]  # fail early on a bad directory
+    pair = args.pair or (f"{configs[0].data.src_lang}-{configs[0].data.tgt_lang}" if configs
+                         else "de-en")
+    src_lang, tgt_lang = pair.split("-")
+    for model_dir, config in zip(args.model, configs):
+        if (config.data.src_lang, config.data.tgt_lang) != (src_lang, tgt_lang):
+            raise NmtError(f"{model_dir}: translates {config.data.src_lang}-{config.data.tgt_lang}, "
+                           f"not {pair}")
+    sources, references = read_parallel(split_file(args.data, args.split, src_lang),
+                                        split_file(args.data, args.split, tgt_lang))
+    hyp_files = [parse_hyp(spec) for spec in args.hyp]
+    hyp_systems = []
+    for name, path in hyp_files:  # checked before any model runs
+        lines = read_lines(path)
+        if not lines or not any(line.strip() for line in lines):
+            raise NmtError(f"{path}: empty hypothesis file")
+        if len(lines) != len(references):
+            raise NmtError(f"{path}: {len(lines)} lines, but {args.split} has {len(references)} "
+                           "references")
+        hyp_systems.append(System(name, lines, {"file": str(path)}))
+    systems = [translate_with(Path(m), sources, args.beam, log) for m in args.model] + hyp_systems
+    names = [s.name for s in systems]
+    if len(set(names)) != len(names):
+        raise NmtError(f"system names must differ: {', '.join(names)}")
+    baseline = args.baseline or next((s.name for s in systems if s.info.get("arch") == "rnn"),
+                                     systems[0].name)
+    if baseline not in names:
+        raise NmtError(f"--baseline {baseline!r} is not one of: {', '.join(names)}")
+    log("scoring and testing significance")
+    tests = significance(systems, baseline, references) if len(systems) > 1 else {
+        s.name: significance_single(s, references) for s in systems}
+    report = {"split": args.split, "pair": pair, "sentences": len(references),
+              "data": str(args.data), "baseline": baseline, "systems": {}}
+    for system in systems:
+        report["systems"][system.name] = {
+            **score_all(system.hypotheses, references), "significance": tests[system.name],
+            "by_length": by_length(sources, system.hypotheses, references), "info": system.info}
+    longest = sorted(range(len(sources)), key=lambda i: -len(sources[i].split()))[:3]
+    picks = [(i, "one of the longest") for i in longest] + [(i, "sample") for i in (0, 1, 2)]
+    report["examples"] = [{"why": why, "source": sources[i], "reference": references[i],
+                           "hypotheses": {s.name: s.hypotheses[i] for s in systems}}
+                          for i, why in picks]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        (staging / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (staging / "report.md").write_text(render_markdown(report) + "\n", encoding="utf-8")
+        plot_by_length({n: s["by_length"] for n, s in report["systems"].items()},
+                       staging / "by_length.png")
+        for system in systems:
+            (staging / f"{system.name}.hyp.txt").write_text(
+                "".join(h + "\n" for h in system.hypotheses), encoding="utf-8")
+        replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for name, s in report["systems"].items():
+        sig = s["significance"]
+        log(f"{name}: BLEU {s['bleu']:.2f} ±{sig['bleu']['ci95']:.2f}, chrF {s['chrf']:.2f}"
+            + (f", p(bs) {sig['bleu']['p_bs']:.4f}" if "p_bs" in sig["bleu"] else " (baseline)"))
+    log(f"wrote {out}/report.md")
+    return out
+
+
+def significance_single(system: System, references: list[str]) -> dict:
+    """Bootstrap confidence intervals of one system (nothing to compare it with)."""
+    clone = System(system.name + " ", system.hypotheses)
+    return significance([system, clone], system.name, references)[system.name]

@@ -1,0 +1,180 @@
+"""Greedy and beam search over any ``Seq2Seq`` model, batched over sentences and beams.
+
+The model is driven only through ``encode`` and ``decode_step``; hypotheses are reordered through
+``state.select`` and finished sentences dropped through ``memory.select``. Keys/values of the
+decoder grow step by step inside the model's state; the encoder's are computed once.
+
+Beam search follows fairseq: each step ranks 2k candidates per sentence, sets aside those that end
+in eos among the top k as finished (scored with the GNMT length penalty), and continues with the
+best k that do not. A sentence retires once it has k finished hypotheses and its best live beam,
+normalised at the next length, no longer beats the k-th of them (Hugging Face's rule: stopping at
+the first k finished, as fairseq does, would ignore that the length penalty favours longer ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    tokens: list[int]  # target ids, without bos and eos
+    score: float  # sum of log-probabilities (eos included) / length penalty
+
+
+def length_penalty(length: int | torch.Tensor, alpha: float):
+    """GNMT (Wu et al., 2016): lp(Y) = ((5 + |Y|) / 6) ** alpha"""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def max_lengths(src_mask: torch.Tensor, ratio: float, offset: int) -> torch.Tensor:
+    """The longest target (eos included) each sentence may get: ratio * |x| + offset."""
+    return (src_mask.sum(dim=1).float() * ratio).long() + offset
+
+
+def _restrict(log_probs: torch.Tensor, must_end: torch.Tensor) -> torch.Tensor:
+    """Never emit pad or bos; emit only eos in rows that reached their maximum length."""
+    log_probs[:, PAD_ID] = NEG_INF
+    log_probs[:, BOS_ID] = NEG_INF
+    if must_end.any():
+        eos = log_probs[must_end, EOS_ID].clone()
+        log_probs[must_end] = NEG_INF
+        log_probs[must_end, EOS_ID] = eos
+    return log_probs
+
+
+@torch.inference_mode()
+def greedy_search(model, src: torch.Tensor, src_mask: torch.Tensor, max_len_ratio: float = 1.5,
+                  max_len_offset: int = 10) -> list[list[Hypothesis]]:
+    """The most probable next token, step by step; one hypothesis per sentence."""
+    batch = src.size(0)
+    memory = model.encode(src, src_mask)
+    limit = max_lengths(src_mask, max_len_ratio, max_len_offset)
+    alive = torch.arange(batch)  # sentence index of each row still decoding
+    tokens = torch.full((batch,), BOS_ID, dtype=torch.long)
+    output: list[list[int]] = [[] for _ in range(batch)]
+    scores = torch.zeros(batch)
+    results: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    state, step = None, 0
+    while alive.numel():
+        log_probs, state = model.decode_step(tokens, memory, state)
+        log_probs = _restrict(log_probs, limit[alive] <= step + 1)
+        best, tokens = log_probs.max(dim=-1)
+        scores[alive] += best
+        finished = tokens == EOS_ID
+        for row, sentence in enumerate(alive.tolist()):
+            if finished[row]:
+                results[sentence] = [Hypothesis(output[sentence], float(scores[sentence]))]
+            else:
+                output[sentence].append(int(tokens[row]))
+        step += 1
+        if finished.any():
+            keep = (~finished).nonzero().squeeze(1)
+            alive, tokens = alive[keep], tokens[keep]
+            if alive.numel():
+                memory, state = memory.select(keep), state.select(keep)
+    return results
+
+
+@torch.inference_mode()
+def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int = 4,
+                n_best: int = 1, alpha: float = 0.6, max_len_ratio: float = 1.5,
+                max_len_offset: int = 10) -> list[list[Hypothesis]]:
+    """The ``n_best`` highest-scoring translations of each sentence, best first."""
+    if beam_size == 1 and n_best == 1:
+        return greedy_search(model, src, src_mask, max_len_ratio, max_len_offset)
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best ({n_best}) must be between 1 and beam_size ({beam_size})")
+    batch, k = src.size(0), beam_size
+    memory = model.encode(src, src_mask).select(torch.arange(batch).repeat_interleave(k))
+    limit = max_lengths(src_mask, max_len_ratio, max_len_offset)
+
+    alive = torch.arange(batch)  # sentences still searching; rows are alive x k beams
+    tokens = torch.full((batch * k,), BOS_ID, dtype=torch.long)
+    history = torch.empty(batch, k, 0, dtype=torch.long)  # tokens of each beam so far
+    # Only the first beam starts alive, so the first step does not pick k copies of one token.
+    scores = torch.full((batch, k), NEG_INF)
+    scores[:, 0] = 0.0
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    state, step = None, 0
+    while alive.numel():
+        n = alive.numel()
+        log_probs, state = model.decode_step(tokens, memory, state)
+        vocab = log_probs.size(-1)
+        must_end = (limit[alive] <= step + 1).repeat_interleave(k)
+        log_probs = _restrict(log_probs, must_end)
+        candidates = (scores[:, :, None] + log_probs.view(n, k, vocab)).view(n, k * vocab)
+        top_scores, top_ids = candidates.topk(2 * k, dim=1)  # (n, 2k)
+        top_beams, top_tokens = top_ids // vocab, top_ids % vocab
+        is_eos = (top_tokens == EOS_ID) & (top_scores > NEG_INF)
+
+        # Candidates ending in eos among the top k are finished hypotheses.
+        lp = length_penalty(step + 1, alpha)
+        for row, rank in is_eos[:, :k].nonzero().tolist():
+            sentence = int(alive[row])
+            beam = int(top_beams[row, rank])
+            finished[sentence].append(
+                Hypothesis(history[row, beam].tolist(), float(top_scores[row, rank]) / lp))
+            if len(finished[sentence]) > k:
+                finished[sentence] = sorted(finished[sentence], key=lambda h: -h.score)[:k]
+
+        # The best k candidates that do not end carry on (there are always k: at most k end).
+        order = (is_eos.long() * (2 * k) + torch.arange(2 * k)).argsort(dim=1)[:, :k]
+        scores = top_scores.gather(1, order)
+        beams = top_beams.gather(1, order)
+        tokens = top_tokens.gather(1, order)
+        history = torch.cat([history.gather(1, beams[:, :, None].expand(-1, -1, history.size(2))),
+                             tokens[:, :, None]], dim=2)
+        step += 1
+
+        best_next = (scores.max(dim=1).values / length_penalty(step + 1, alpha)).tolist()
+        done = torch.tensor([len(finished[s]) >= k and best <= min(h.score for h in finished[s])
+                             for s, best in zip(alive.tolist(), best_next)], dtype=torch.bool)
+        keep = (~done).nonzero().squeeze(1)
+        rows = (keep[:, None] * k + beams[keep]).reshape(-1)  # source row of each kept beam
+        if done.any():
+            alive, scores, tokens, history = alive[keep], scores[keep], tokens[keep], history[keep]
+            if not alive.numel():
+                break
+            memory = memory.select((keep[:, None] * k + torch.arange(k)).reshape(-1))
+        state = state.select(rows)
+        tokens = tokens.reshape(-1)
+    return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in finished]
+
+
+def search(model, src, src_mask, beam_size=4, n_best=1, alpha=0.6, max_len_ratio=1.5,
+           max_len_offset=10) -> list[list[Hypothesis]]:
+    if beam_size == 1 and n_best == 1:
+        return greedy_search(model, src, src_mask, max_len_ratio, max_len_offset)
+    return beam_search(model, src, src_mask, beam_size, n_best, alpha, max_len_ratio,
+                       max_len_offset)
+
+
+class UncachedDecoder:
+    """Wraps a model so that every step recomputes the decoder over the whole prefix.
+
+    The reference that cached decoding must equal, and the baseline of ``bench/decode.py``.
+    """
+
+    @dataclass
+    class Prefix:
+        tokens: torch.Tensor  # (N, t)
+
+        def select(self, indices):
+            return UncachedDecoder.Prefix(self.tokens.index_select(0, indices))
+
+    def __init__(self, model):
+        self.model = model
+
+    def encode(self, src, src_mask):
+        return self.model.encode(src, src_mask)
+
+    def decode_step(self, tokens, memory, state, need_attention=False):
+        prefix = tokens[:, None] if state is None else torch.cat([state.tokens, tokens[:, None]], 1)
+        return self.model.decode_prefix(prefix, memory), UncachedDecoder.Prefix(prefix)

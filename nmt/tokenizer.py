@@ -1,0 +1,76 @@
+"""A joint SentencePiece vocabulary over source and target, with fixed special ids.
+
+Ids 0-3 are always pad, bos, eos, unk, so models never need to ask the tokenizer for them; the
+next ids are reserved for target-language tags (``<2en>``...), for multilingual models later.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import sentencepiece as spm
+
+from nmt.errors import NmtError
+
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+LANGUAGE_TAGS = ("<2en>", "<2de>", "<2fr>", "<2cs>")
+
+
+class Tokenizer:
+    """Encodes text to subword ids and back; thin, batched, over a SentencePiece model."""
+
+    def __init__(self, model_path: str | Path):
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise NmtError(f"{self.path}: SentencePiece model not found")
+        self.sp = spm.SentencePieceProcessor()
+        try:
+            self.sp.Load(str(self.path))
+        except (OSError, RuntimeError) as error:
+            raise NmtError(f"{self.path}: not a SentencePiece model ({error})") from None
+        if (self.sp.pad_id(), self.sp.bos_id(), self.sp.eos_id(), self.sp.unk_id()) != (
+                PAD_ID, BOS_ID, EOS_ID, UNK_ID):
+            raise NmtError(f"{self.path}: special ids must be pad=0 bos=1 eos=2 unk=3")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.GetPieceSize()
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        """Subword ids of each text, without bos/eos."""
+        return self.sp.Encode(list(texts))
+
+    def encode_pieces(self, texts: list[str]) -> list[list[str]]:
+        return self.sp.Encode(list(texts), out_type=str)
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        return self.sp.Decode([list(map(int, seq)) for seq in ids])
+
+    def id_to_piece(self, ids: list[int]) -> list[str]:
+        return [self.sp.IdToPiece(int(i)) for i in ids]
+
+
+def train_tokenizer(texts: list[str], model_path: str | Path, vocab_size: int = 8000,
+                    model_type: str = "unigram", seed_sentences: int = 2_000_000) -> Tokenizer:
+    """Train a joint SentencePiece model on ``texts`` (both languages) and write it atomically."""
+    model_path = Path(model_path)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=model_path.parent, prefix=".spm-") as tmp:
+        corpus = Path(tmp) / "corpus.txt"
+        corpus.write_text("\n".join(t for t in texts if t.strip()) + "\n", encoding="utf-8")
+        prefix = Path(tmp) / "spm"
+        try:
+            spm.SentencePieceTrainer.Train(
+                input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size,
+                model_type=model_type, character_coverage=1.0,
+                pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_id=UNK_ID,
+                user_defined_symbols=list(LANGUAGE_TAGS),
+                input_sentence_size=seed_sentences, shuffle_input_sentence=True,
+                num_threads=os.cpu_count() or 1, minloglevel=2,
+            )
+        except RuntimeError as error:
+            raise NmtError(f"SentencePiece training failed: {error}") from None
+        os.replace(f"{prefix}.model", model_path)
+    return Tokenizer(model_path)

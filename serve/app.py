@@ -1,0 +1,84 @@
+"""The FastAPI application factory: models loaded once in the lifespan, errors as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serve.batcher import Batcher
+from serve.registry import Registry, find_model_dirs
+from serve.routes import ApiError, router
+from serve.settings import Settings, get_settings
+
+REQUESTS = Counter("nmt_http_requests", "HTTP requests", ["route", "status"])
+LATENCY = Histogram("nmt_http_request_seconds", "HTTP request latency", ["route", "status"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+
+def load_registry(settings: Settings) -> Registry:
+    paths = settings.model_paths() or [str(p) for p in find_model_dirs(settings.models_dir)]
+    if not paths:
+        from nmt.errors import NmtError
+
+        raise NmtError(f"no models to serve: none under {settings.models_dir}/ and NMT_MODELS is empty")
+    return Registry.load(paths, settings.defaults(), threads=settings.threads)
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.registry = registry or await asyncio.to_thread(load_registry, settings)
+        app.state.batcher = Batcher(settings.queue_size, settings.max_wait_ms / 1000,
+                                    settings.batch_max_sentences)
+        app.state.batcher.start()
+        yield
+        await app.state.batcher.stop()  # requests in flight finish before the process exits
+
+    app = FastAPI(title="nmt", version=__import__("nmt").__version__, lifespan=lifespan,
+                  description="Neural machine translation, LibreTranslate-compatible.")
+    app.state.settings = settings
+    if settings.origins():
+        app.add_middleware(CORSMiddleware, allow_origins=settings.origins(),
+                           allow_methods=["GET", "POST"], allow_headers=["*"])
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = route.path if route is not None else "unmatched"
+        REQUESTS.labels(path, str(response.status_code)).inc()
+        LATENCY.labels(path, str(response.status_code)).observe(time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError):
+        return JSONResponse({"error": error.message}, status_code=error.status,
+                            headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError):
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
+        return JSONResponse({"error": f"invalid request: {where}: {first.get('msg', 'invalid')}"},
+                            status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    app.include_router(router)
+    static = Path(__file__).parent / "static"
+    app.state.index_html = (static / "index.html").read_text(encoding="utf-8")
+    return app

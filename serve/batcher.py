@@ -1,0 +1,118 @@
+"""Dynamic batching: concurrent requests share one pass through the model.
+
+Requests put their sentences on one bounded queue. A worker takes what is waiting (waiting at
+most ``max_wait`` for more, up to ``max_sentences``), groups it by model and search settings,
+translates each group as one batch in a thread (off the event loop), and hands every request its
+own results. A full queue refuses new work at once (503) rather than letting latency grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Gauge, Histogram
+
+BATCH_SIZE = Histogram("nmt_batch_sentences", "Sentences per model batch",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+QUEUE_DEPTH = Gauge("nmt_queue_sentences", "Sentences waiting to be translated")
+TOKENS = Counter("nmt_translated_tokens", "Subword tokens produced", ["model"])
+SENTENCES = Counter("nmt_translated_sentences", "Sentences translated", ["model"])
+
+
+class QueueFull(Exception):
+    pass
+
+
+@dataclass
+class Job:
+    translator: object
+    sentences: list[str]
+    beam_size: int
+    n_best: int
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Batcher:
+    def __init__(self, max_queue: int = 256, max_wait: float = 0.005, max_sentences: int = 64):
+        self.max_queue, self.max_wait, self.max_sentences = max_queue, max_wait, max_sentences
+        self.queue: asyncio.Queue[Job] = asyncio.Queue()
+        self.waiting = 0  # sentences queued
+        self.batch_sizes: list[int] = []  # recent batch sizes, for tests and the load benchmark
+        self.worker: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.worker = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        while self.waiting and self.worker and not self.worker.done():
+            await asyncio.sleep(0.01)
+        if self.worker:
+            self.worker.cancel()
+            try:
+                await self.worker
+            except asyncio.CancelledError:
+                pass
+
+    async def submit(self, translator, sentences: list[str], beam_size: int, n_best: int):
+        if self.waiting + len(sentences) > self.max_queue:
+            raise QueueFull()
+        job = Job(translator, sentences, beam_size, n_best)
+        self.waiting += len(sentences)
+        QUEUE_DEPTH.set(self.waiting)
+        self.queue.put_nowait(job)
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            job.future.cancel()  # a timed-out request: the worker skips it
+            raise
+
+    async def run(self) -> None:
+        while True:
+            jobs = [await self.queue.get()]
+            count = len(jobs[0].sentences)
+            deadline = time.monotonic() + self.max_wait
+            while count < self.max_sentences:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self.queue.get(), timeout)
+                except TimeoutError:
+                    break
+                jobs.append(job)
+                count += len(job.sentences)
+            groups: dict[tuple, list[Job]] = {}
+            for job in jobs:
+                groups.setdefault((id(job.translator), job.beam_size, job.n_best), []).append(job)
+            for group in groups.values():
+                await self.translate_group(group)
+
+    async def translate_group(self, jobs: list[Job]) -> None:
+        live = [job for job in jobs if not job.future.done()]
+        sentences = [s for job in live for s in job.sentences]
+        try:
+            if sentences:
+                first = live[0]
+                BATCH_SIZE.observe(len(sentences))
+                self.batch_sizes = (self.batch_sizes + [len(sentences)])[-1000:]
+                results = await asyncio.to_thread(first.translator.translate_sentences, sentences,
+                                                  first.beam_size, first.n_best)
+                name = first.translator.name
+                SENTENCES.labels(name).inc(len(sentences))
+                TOKENS.labels(name).inc(sum(r.tokens for r in results))
+                at = 0
+                for job in live:
+                    part = results[at:at + len(job.sentences)]
+                    at += len(job.sentences)
+                    if not job.future.done():
+                        job.future.set_result(part)
+        except Exception as error:  # a model failure reaches the requests, not the worker
+            for job in live:
+                if not job.future.done():
+                    job.future.set_exception(error)
+        finally:
+            self.waiting -= sum(len(job.sentences) for job in jobs)
+            QUEUE_DEPTH.set(self.waiting)

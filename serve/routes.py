@@ -1,0 +1,209 @@
+"""Routes: /translate, /languages, /health, /metrics, and the page at /.
+
+Bodies are parsed here rather than by FastAPI's validation so that every malformed request (bad
+JSON, invalid UTF-8, wrong types, over-large bodies) gets LibreTranslate's ``{"error": ...}`` with
+a 4xx status, never a 422 in FastAPI's own shape or a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from nmt.segment import join_sentences, split_sentences
+from serve.batcher import Batcher, QueueFull
+from serve.registry import Registry
+from serve.schemas import ErrorResponse, Language, TranslateRequest, TranslateResponse
+from serve.settings import Settings
+
+router = APIRouter()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        self.status, self.message, self.headers = status, message, headers
+
+
+def get_registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+def get_batcher(request: Request) -> Batcher:
+    return request.app.state.batcher
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+BatcherDep = Annotated[Batcher, Depends(get_batcher)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 413, 503, 504)}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body over the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"request body over the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def parse_request(request: Request, limit: int) -> TranslateRequest:
+    body = await read_body(request, limit)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        from starlette.datastructures import Headers
+        from starlette.formparsers import FormParser, MultiPartParser
+
+        async def stream():
+            yield body
+            yield b""
+
+        headers = Headers(raw=request.scope["headers"])
+        parser_class = FormParser if content_type.startswith("application") else MultiPartParser
+        try:
+            form = await parser_class(headers, stream()).parse()
+        except Exception:
+            raise ApiError(400, "malformed form body") from None
+        raw: dict = {}
+        for key, value in form.multi_items():
+            if not isinstance(value, str):
+                raise ApiError(400, f"field {key!r} must be text, not a file")
+            raw.setdefault(key, []).append(value)
+        payload = {k: v[0] if len(v) == 1 else v for k, v in raw.items()}
+        for key in ("alternatives", "beam_size"):  # forms carry numbers as text
+            if isinstance(payload.get(key), str) and payload[key].strip().lstrip("-").isdigit():
+                payload[key] = int(payload[key])
+        if isinstance(payload.get("attention"), str):
+            payload["attention"] = payload["attention"].lower() in ("1", "true", "yes", "on")
+    else:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ApiError(400, f"request body is not valid UTF-8 ({error.reason} at byte "
+                                f"{error.start})") from None
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ApiError(400, f"malformed JSON: {error.msg} (line {error.lineno}, column "
+                                f"{error.colno})") from None
+        if not isinstance(payload, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+    if "q" not in payload:
+        raise ApiError(400, "missing parameter: q")
+    try:
+        return TranslateRequest.model_validate(payload)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(400, f"invalid parameter {where}: {first['msg']}") from None
+
+
+def check_limits(req: TranslateRequest, settings: Settings) -> list[str]:
+    texts = [req.q] if isinstance(req.q, str) else list(req.q)
+    if settings.keys() and req.api_key not in settings.keys():
+        raise ApiError(403, "invalid or missing api_key")
+    if len(texts) > settings.batch_limit:
+        raise ApiError(413, f"too many texts: {len(texts)} (limit {settings.batch_limit})")
+    for i, text in enumerate(texts):
+        if len(text) > settings.char_limit:
+            raise ApiError(413, f"text {i} has {len(text)} characters (limit {settings.char_limit})")
+    if req.format != "text":
+        raise ApiError(400, f"format {req.format!r} is not supported; use text")
+    if req.source == "auto":
+        raise ApiError(400, "source 'auto' is not supported yet: language detection does not "
+                            "exist; give the source language")
+    if req.alternatives > settings.max_alternatives:
+        raise ApiError(400, f"alternatives must be at most {settings.max_alternatives}")
+    if req.beam_size is not None and req.beam_size > settings.max_beam_size:
+        raise ApiError(400, f"beam_size must be at most {settings.max_beam_size}")
+    return texts
+
+
+@router.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True,
+             responses=ERRORS, openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": TranslateRequest.model_json_schema()},
+                 "application/x-www-form-urlencoded": {
+                     "schema": TranslateRequest.model_json_schema()}}}})
+async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep,
+                    settings: SettingsDep):
+    """Translate a text or a list of texts (LibreTranslate's API)."""
+    req = await parse_request(request, settings.body_limit)
+    texts = check_limits(req, settings)
+    translator = registry.pick(req.source, req.target, req.model)
+    if translator is None:
+        what = f"model {req.model!r} for " if req.model else ""
+        raise ApiError(400, f"no {what}{req.source}-{req.target} model; see /languages")
+    n_best = req.alternatives + 1
+    beam_size = max(req.beam_size or settings.beam_size, n_best)
+    pieces = [split_sentences(t) if t.strip() else [] for t in texts]
+    sentences = [s for p in pieces for s, _ in p]
+    results = []
+    if sentences:
+        try:
+            results = await asyncio.wait_for(
+                batcher.submit(translator, sentences, beam_size, n_best),
+                settings.request_timeout_s)
+        except QueueFull:
+            raise ApiError(503, "the server is busy: too many sentences waiting; retry soon",
+                           headers={"Retry-After": "1"}) from None
+        except TimeoutError:
+            raise ApiError(504, f"translation took longer than {settings.request_timeout_s} s") \
+                from None
+    out, alternatives, attention, at = [], [], [], 0
+    for p in pieces:
+        part = results[at:at + len(p)]
+        at += len(p)
+        out.append(join_sentences([r.text for r in part], p) if p else "")
+        alternatives.append([
+            join_sentences([r.alternatives[k][0] if k < len(r.alternatives) else r.text
+                            for r in part], p) if p else ""
+            for k in range(req.alternatives)])
+        if req.attention:
+            aligned = await asyncio.to_thread(
+                lambda part=part, p=p: [translator.alignment(s, r.text)
+                                        for (s, _), r in zip(p, part)])
+            attention.append([{"source_tokens": a.src_tokens, "target_tokens": a.tgt_tokens,
+                               "weights": [[round(w, 4) for w in row] for row in a.weights]}
+                              for a in aligned])
+    single = isinstance(req.q, str)
+    response = {"translatedText": out[0] if single else out, "model": translator.name}
+    if req.alternatives:
+        response["alternatives"] = alternatives[0] if single else alternatives
+    if req.attention:
+        response["attention"] = attention[0] if single else attention
+    return JSONResponse(response)
+
+
+@router.get("/languages", response_model=list[Language])
+async def languages(registry: RegistryDep):
+    """The languages served, each with the targets it can be translated to."""
+    return registry.languages()
+
+
+@router.get("/health")
+async def health(registry: RegistryDep):
+    return {"status": "ok", "models": sorted(registry.translators)}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics():
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/", include_in_schema=False, response_class=HTMLResponse)
+async def index(request: Request):
+    return HTMLResponse(request.app.state.index_html)

@@ -1,0 +1,48 @@
+"""Service settings, from the environment (``NMT_*``) or a ``.env`` file, via pydantic-settings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NMT_", env_file=".env", extra="ignore")
+
+    models: str = ""  # comma-separated model directories; empty: every one under models_dir
+    models_dir: str = "models"
+    default_models: str = ""  # e.g. "de-en=transformer-de-en"; else the best val BLEU per pair
+    host: str = "127.0.0.1"
+    port: int = 5000
+    char_limit: int = 5000  # characters per text
+    batch_limit: int = 64  # texts per request
+    body_limit: int = 1_000_000  # bytes per request body
+    api_keys: str = ""  # comma-separated; empty: no key needed
+    cors_origins: str = ""  # comma-separated origins allowed by CORS
+    beam_size: int = 4
+    max_beam_size: int = 8
+    max_alternatives: int = 4
+    queue_size: int = 256  # sentences waiting; beyond it requests get 503
+    max_wait_ms: float = 5.0  # how long the batcher waits for more work before it starts
+    batch_max_sentences: int = 64
+    request_timeout_s: float = 30.0
+    threads: int = 0  # torch threads; 0 means all cores
+
+    def model_paths(self) -> list[str]:
+        return [m.strip() for m in self.models.split(",") if m.strip()]
+
+    def keys(self) -> set[str]:
+        return {k.strip() for k in self.api_keys.split(",") if k.strip()}
+
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def defaults(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.default_models.split(",") if "=" in item)
+        return {pair.strip(): name.strip() for pair, name in pairs}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,107 @@
+"""Shared fixtures: a toy parallel corpus made here, a tiny vocabulary, tiny models.
+
+The toy language pair is a word-for-word code (German-like words to English-like words, same
+order), so a tiny model can learn it in seconds and tests can check real translations.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+MULTI30K = ROOT / "data" / "multi30k"
+
+LEXICON = {
+    "ein": "a", "der": "the", "hund": "dog", "katze": "cat", "mann": "man", "frau": "woman",
+    "kind": "child", "läuft": "runs", "spielt": "plays", "sitzt": "sits", "springt": "jumps",
+    "im": "in the", "park": "park", "garten": "garden", "schnee": "snow", "wasser": "water",
+    "rot": "red", "klein": "small", "groß": "big", "und": "and",
+}
+SUBJECTS = ["ein hund", "der hund", "eine katze", "ein mann", "eine frau", "ein kind"]
+LEXICON.update({"eine": "a"})
+
+
+def toy_pair(rng: random.Random) -> tuple[str, str]:
+    words = rng.choice(SUBJECTS).split()
+    if rng.random() < 0.5:
+        words.insert(1, rng.choice(["rot", "klein", "groß"]))
+    words.append(rng.choice(["läuft", "spielt", "sitzt", "springt"]))
+    if rng.random() < 0.7:
+        words += ["im", rng.choice(["park", "garten", "schnee", "wasser"])]
+    src = " ".join(words)
+    tgt = " ".join(LEXICON[w] for w in words)
+    return src.capitalize() + ".", tgt.capitalize() + "."
+
+
+def toy_corpus(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    pairs = [toy_pair(rng) for _ in range(n)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(line + "\n" for line in lines)
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt", encoding="utf-8") as out:
+            out.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_corpus_dir(tmp_path_factory) -> Path:
+    """A corpus folder in Multi30k's layout: {train,val,test_2016_flickr}.{de,en}.gz"""
+    folder = tmp_path_factory.mktemp("toy-corpus")
+    for split, n, seed in (("train", 1500, 0), ("val", 60, 1), ("test_2016_flickr", 60, 2)):
+        src, tgt = toy_corpus(n, seed)
+        write_lines(folder / f"{split}.de.gz", src)
+        write_lines(folder / f"{split}.en.gz", tgt)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def toy_tokenizer(tmp_path_factory, toy_corpus_dir):
+    from nmt.tokenizer import train_tokenizer
+
+    src, tgt = toy_corpus(1500, 0)
+    return train_tokenizer(src + tgt, tmp_path_factory.mktemp("spm") / "spm.model", vocab_size=64)
+
+
+def tiny_config(corpus: Path, arch: str = "transformer", **train):
+    from nmt.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainConfig
+
+    defaults = dict(max_tokens=1500, lr=3e-3, warmup_steps=50, max_epochs=2, log_every_steps=10,
+                    save_every_steps=20, average_last=2, precision="fp32", label_smoothing=0.0)
+    defaults.update(train)
+    return Config(
+        name="tiny",
+        data=DataConfig(corpus=str(corpus), vocab_size=64),
+        model=ModelConfig(arch=arch, d_model=32, n_heads=2, n_encoder_layers=1,
+                          n_decoder_layers=1, d_ff=64, dropout=0.0, embed_dim=32, hidden_size=32),
+        train=TrainConfig(**defaults),
+        decode=DecodeConfig(beam_size=2),
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory, toy_corpus_dir) -> Path:
+    """A tiny Transformer trained for a few epochs on the toy corpus (about 10 s)."""
+    from nmt.training import train
+
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    torch.manual_seed(0)
+    train(tiny_config(toy_corpus_dir, max_epochs=4), run)
+    return run / "best"
+
+
+def requires_multi30k():
+    return pytest.mark.skipif(
+        not (MULTI30K / "train.de.gz").is_file(),
+        reason="Multi30k is not in data/multi30k (run: nmt data fetch multi30k)")

@@ -1,0 +1,142 @@
+"""Search on a decoder whose probabilities are set by hand (exact hypotheses and scores), and
+equivalences on real models: beam 1 is greedy, cached equals uncached."""
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from nmt.config import ModelConfig
+from nmt.models import build_model
+from nmt.search import UncachedDecoder, beam_search, greedy_search, length_penalty
+from nmt.tokenizer import EOS_ID, PAD_ID
+
+A, B, C = 4, 5, 6
+VOCAB = 7
+
+
+@dataclass
+class Prefix:
+    tokens: torch.Tensor
+
+    def select(self, indices):
+        return Prefix(self.tokens.index_select(0, indices))
+
+
+class FakeDecoder:
+    """Next-token probabilities from a table keyed by the prefix (after bos)."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def encode(self, src, src_mask):
+        return Prefix(torch.zeros(src.size(0), 0, dtype=torch.long))
+
+    def decode_step(self, tokens, memory, state, need_attention=False):
+        prefix = tokens[:, None] if state is None else torch.cat([state.tokens, tokens[:, None]], 1)
+        rows = []
+        for p in prefix.tolist():
+            probs = torch.full((VOCAB,), 1e-9)
+            for token, prob in self.table.get(tuple(p[1:]), {EOS_ID: 1.0}).items():
+                probs[token] = prob
+            rows.append((probs / probs.sum()).log())
+        return torch.stack(rows), Prefix(prefix)
+
+
+TABLE = {
+    (): {A: 0.6, B: 0.4},
+    (A,): {EOS_ID: 0.1, C: 0.9 * 0.5, B: 0.9 * 0.5},
+    (B,): {C: 1.0},
+    (A, C): {EOS_ID: 1.0},
+    (A, B): {EOS_ID: 1.0},
+    (B, C): {EOS_ID: 1.0},
+}
+
+
+def src(n=1):
+    tokens = torch.full((n, 3), A)
+    return tokens, tokens != PAD_ID
+
+
+def test_beam_search_exact_hypotheses_and_scores():
+    hyps = beam_search(FakeDecoder(TABLE), *src(), beam_size=2, n_best=2, alpha=0.0)[0]
+    # B C eos: 0.4 * 1 * 1 = 0.4 beats A C eos and A B eos (0.6 * 0.45 = 0.27 each)
+    assert hyps[0].tokens == [B, C]
+    assert hyps[0].score == pytest.approx(math.log(0.4), abs=1e-5)
+    assert hyps[1].tokens in ([A, C], [A, B])
+    assert hyps[1].score == pytest.approx(math.log(0.27), abs=1e-5)
+
+
+def test_greedy_takes_the_locally_best_path():
+    hyps = greedy_search(FakeDecoder(TABLE), *src())[0]
+    assert hyps[0].tokens in ([A, C], [A, B])  # greedy takes A (0.6) and misses B C
+    assert hyps[0].score == pytest.approx(math.log(0.27), abs=1e-5)
+
+
+def test_length_penalty_prefers_longer_when_alpha_is_high():
+    table = {(): {A: 0.5, EOS_ID: 0.5}, (A,): {B: 0.9, EOS_ID: 0.1}, (A, B): {EOS_ID: 1.0}}
+    short = beam_search(FakeDecoder(table), *src(), beam_size=2, n_best=2, alpha=0.0)[0]
+    assert short[0].tokens == []  # 0.5 against 0.45
+    long = beam_search(FakeDecoder(table), *src(), beam_size=2, n_best=2, alpha=2.0)[0]
+    assert long[0].tokens == [A, B]
+    assert long[0].score == pytest.approx(math.log(0.45) / length_penalty(3, 2.0), abs=1e-5)
+
+
+def test_max_length_is_enforced():
+    table = {(): {A: 1.0}}
+    for n in range(1, 40):
+        table[(A,) * n] = {A: 1.0}
+    hyps = beam_search(FakeDecoder(table), *src(), beam_size=2, max_len_ratio=1.0,
+                       max_len_offset=2)[0]
+    assert len(hyps[0].tokens) == 3 + 2 - 1  # eos takes the last place
+
+
+MODELS = {
+    "transformer": ModelConfig(d_model=32, n_heads=4, n_encoder_layers=2, n_decoder_layers=2,
+                               d_ff=64),
+    "rnn": ModelConfig(arch="rnn", embed_dim=16, hidden_size=32),
+}
+
+
+def random_batch(n=6, vocab=40):
+    torch.manual_seed(3)
+    tokens = torch.randint(4, vocab, (n, 8))
+    tokens[0, 4:] = PAD_ID
+    tokens[1, 6:] = PAD_ID
+    return tokens, tokens != PAD_ID
+
+
+@pytest.mark.parametrize("arch", MODELS)
+def test_beam_one_equals_greedy(arch):
+    torch.manual_seed(0)
+    model = build_model(MODELS[arch], 40).eval()
+    batch = random_batch()
+    greedy = greedy_search(model, *batch)
+    beam = beam_search(model, *batch, beam_size=1, n_best=1)
+    assert [h[0].tokens for h in greedy] == [h[0].tokens for h in beam]
+
+
+@pytest.mark.parametrize("arch", MODELS)
+def test_cached_equals_uncached(arch):
+    torch.manual_seed(0)
+    model = build_model(MODELS[arch], 40).eval()
+    batch = random_batch()
+    for beam_size in (1, 4):
+        cached = beam_search(model, *batch, beam_size=beam_size, n_best=1)
+        uncached = beam_search(UncachedDecoder(model), *batch, beam_size=beam_size, n_best=1)
+        assert [h[0].tokens for h in cached] == [h[0].tokens for h in uncached]
+        for a, b in zip(cached, uncached):
+            assert a[0].score == pytest.approx(b[0].score, abs=1e-4)
+
+
+def test_batching_does_not_change_results():
+    torch.manual_seed(0)
+    model = build_model(MODELS["transformer"], 40).eval()
+    tokens, mask = random_batch()
+    together = beam_search(model, tokens, mask, beam_size=3, n_best=2)
+    for i in range(tokens.size(0)):
+        width = int(mask[i].sum())
+        alone = beam_search(model, tokens[i : i + 1, :width], mask[i : i + 1, :width],
+                            beam_size=3, n_best=2)[0]
+        assert [h.tokens for h in alone] == [h.tokens for h in together[i]]

@@ -1,0 +1,182 @@
+"""The service through its app: every endpoint, LibreTranslate's shapes, every error, batching."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from nmt.translator import Alignment, Translation
+from serve.app import create_app
+from serve.registry import Registry
+from serve.settings import Settings
+
+
+class StubTranslator:
+    """Upper-cases each sentence; records the batches it is given."""
+
+    def __init__(self, name="stub-de-en", src="de", tgt="en", delay=0.0):
+        self.name, self.src_lang, self.tgt_lang, self.delay = name, src, tgt, delay
+        self.batches: list[list[str]] = []
+
+    def translate_sentences(self, sentences, beam_size=None, n_best=1):
+        self.batches.append(list(sentences))
+        time.sleep(self.delay)
+        return [Translation(s.upper(), -1.0, [(s.upper() + f" #{k}", -2.0) for k in range(1, n_best)],
+                            len(s.split())) if s.strip() else Translation("", 0.0, [])
+                for s in sentences]
+
+    def alignment(self, source, translation):
+        src, tgt = source.split() + ["</s>"], translation.split() + ["</s>"]
+        return Alignment(src, tgt, [[1.0 / len(src)] * len(src) for _ in tgt])
+
+
+def make_client(translator=None, **settings) -> TestClient:
+    registry = Registry()
+    registry.add(translator or StubTranslator())
+    return TestClient(create_app(Settings(**settings), registry))
+
+
+@pytest.fixture
+def client():
+    with make_client() as c:
+        yield c
+
+
+def test_translate_string_and_list(client):
+    r = client.post("/translate", json={"q": "ein hund.", "source": "de", "target": "en"})
+    assert r.status_code == 200 and r.json()["translatedText"] == "EIN HUND."
+    r = client.post("/translate", json={"q": ["a.", "", "  ", "b"], "source": "de", "target": "en"})
+    assert r.json()["translatedText"] == ["A.", "", "", "B"]
+
+
+def test_alternatives_shape_follows_q(client):
+    r = client.post("/translate", json={"q": "x", "source": "de", "target": "en", "alternatives": 2})
+    assert r.json()["alternatives"] == ["X #1", "X #2"]
+    r = client.post("/translate", json={"q": ["x", "y"], "source": "de", "target": "en",
+                                        "alternatives": 1})
+    assert r.json()["alternatives"] == [["X #1"], ["Y #1"]]
+
+
+def test_form_body_as_libretranslate_clients_send(client):
+    r = client.post("/translate", data={"q": "hallo welt", "source": "de", "target": "en",
+                                        "alternatives": "1"})
+    assert r.status_code == 200, r.text
+    assert r.json()["translatedText"] == "HALLO WELT"
+    assert r.json()["alternatives"] == ["HALLO WELT #1"]
+
+
+def test_paragraphs_are_split_and_joined(client):
+    stub = client.app.state.registry.translators["stub-de-en"]
+    r = client.post("/translate", json={"q": "Eins. Zwei!\nDrei?", "source": "de", "target": "en"})
+    assert r.json()["translatedText"] == "EINS. ZWEI!\nDREI?"
+    assert stub.batches[-1] == ["Eins.", "Zwei!", "Drei?"]
+
+
+def test_attention(client):
+    r = client.post("/translate", json={"q": "a b", "source": "de", "target": "en",
+                                        "attention": True})
+    (alignment,) = r.json()["attention"]
+    assert alignment["source_tokens"] == ["a", "b", "</s>"]
+    assert len(alignment["weights"]) == len(alignment["target_tokens"])
+
+
+def test_languages_health_metrics_page_docs(client):
+    assert client.get("/languages").json() == [
+        {"code": "de", "name": "German", "targets": ["en"]},
+        {"code": "en", "name": "English", "targets": []}]
+    assert client.get("/health").json()["status"] == "ok"
+    client.post("/translate", json={"q": "x", "source": "de", "target": "en"})
+    metrics = client.get("/metrics").text
+    assert 'nmt_http_requests_total{route="/translate",status="200"}' in metrics
+    assert "nmt_batch_sentences_bucket" in metrics and "nmt_queue_sentences" in metrics
+    assert "nmt_translated_tokens_total" in metrics
+    page = client.get("/")
+    assert page.status_code == 200 and "heatmap" in page.text
+    assert "/translate" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize("body,status,needle", [
+    (b"{not json", 400, "malformed JSON"),
+    (b"\xff\xfe{}", 400, "UTF-8"),
+    (b"[1, 2]", 400, "JSON object"),
+    (json.dumps({"source": "de", "target": "en"}).encode(), 400, "missing parameter: q"),
+    (json.dumps({"q": 5, "source": "de", "target": "en"}).encode(), 400, "q"),
+    (json.dumps({"q": ["a", 3], "source": "de", "target": "en"}).encode(), 400, "q"),
+    (json.dumps({"q": "a", "source": "de", "target": "en", "alternatives": "x"}).encode(), 400,
+     "alternatives"),
+    (json.dumps({"q": "a", "source": "fr", "target": "en"}).encode(), 400, "fr-en"),
+    (json.dumps({"q": "a", "source": "auto", "target": "en"}).encode(), 400, "auto"),
+    (json.dumps({"q": "a", "source": "de", "target": "en", "format": "html"}).encode(), 400, "html"),
+    (json.dumps({"q": "a", "source": "de", "target": "en", "model": "nope"}).encode(), 400, "nope"),
+    (json.dumps({"q": "a" * 5001, "source": "de", "target": "en"}).encode(), 413, "5000"),
+    (json.dumps({"q": ["a"] * 65, "source": "de", "target": "en"}).encode(), 413, "64"),
+    (json.dumps({"q": "a" * 1_100_000, "source": "de", "target": "en"}).encode(), 413, "bytes"),
+])
+def test_bad_requests_get_json_errors(client, body, status, needle):
+    r = client.post("/translate", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]
+    assert client.get("/health").status_code == 200  # and the server keeps serving
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "a\x00b\x07c\x1b[31m", "🙂🚀 Hund 🐕",
+                                  "\u202eabc\u200b", "x" * 5000])
+def test_odd_texts_translate(client, text):
+    r = client.post("/translate", json={"q": text, "source": "de", "target": "en"})
+    assert r.status_code == 200, r.text
+    assert isinstance(r.json()["translatedText"], str)
+
+
+def test_api_keys():
+    with make_client(api_keys="k1,k2") as c:
+        body = {"q": "x", "source": "de", "target": "en"}
+        assert c.post("/translate", json=body).status_code == 403
+        assert c.post("/translate", json={**body, "api_key": "bad"}).status_code == 403
+        assert c.post("/translate", json={**body, "api_key": "k2"}).status_code == 200
+
+
+def test_full_queue_is_503_with_retry_after():
+    with make_client(StubTranslator(delay=0.3), queue_size=2) as c:
+        body = {"q": ["a", "b"], "source": "de", "target": "en"}
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(c.post, "/translate", json=body) for _ in range(4)]
+            responses = [f.result() for f in futures]
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses[0] == 200 and 503 in statuses
+    busy = next(r for r in responses if r.status_code == 503)
+    assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
+
+
+def test_slow_translation_is_504():
+    with make_client(StubTranslator(delay=0.5), request_timeout_s=0.1) as c:
+        r = c.post("/translate", json={"q": "x", "source": "de", "target": "en"})
+        assert r.status_code == 504 and "longer" in r.json()["error"]
+
+
+def test_concurrent_requests_are_batched_and_answered_separately():
+    stub = StubTranslator(delay=0.05)
+    with make_client(stub, max_wait_ms=50) as c:
+        texts = [f"satz nummer {i}" for i in range(16)]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            futures = [pool.submit(c.post, "/translate",
+                                   json={"q": t, "source": "de", "target": "en"}) for t in texts]
+            answers = [f.result().json()["translatedText"] for f in futures]
+        batch_sizes = c.app.state.batcher.batch_sizes
+    assert answers == [t.upper() for t in texts]
+    assert max(batch_sizes) > 1 and len(batch_sizes) < len(texts)
+
+
+def test_real_model_end_to_end(trained_model_dir):
+    with TestClient(create_app(Settings(models=str(trained_model_dir)))) as c:
+        r = c.post("/translate", json={"q": ["Ein hund läuft im park.", ""], "source": "de",
+                                       "target": "en", "attention": True, "beam_size": 2})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["translatedText"][0].lower().startswith("a dog")
+        alignment = body["attention"][0][0]
+        assert len(alignment["weights"]) == len(alignment["target_tokens"])
+        assert abs(sum(alignment["weights"][0]) - 1.0) < 0.01
