@@ -42,6 +42,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def replace_dir(staging: Path, target: Path) -> None:
     """Move a finished directory into place; the old one is removed only after the swap."""
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; a model directory is for everyone
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")

@@ -68,11 +68,12 @@ def greedy_search(model, src: torch.Tensor, src_mask: torch.Tensor, max_len_rati
         best, tokens = log_probs.max(dim=-1)
         scores[alive] += best
         finished = tokens == EOS_ID
-        for row, sentence in enumerate(alive.tolist()):
-            if finished[row]:
+        # One conversion to Python per step, not one tensor access per sentence.
+        for sentence, token, ended in zip(alive.tolist(), tokens.tolist(), finished.tolist()):
+            if ended:
                 results[sentence] = [Hypothesis(output[sentence], float(scores[sentence]))]
             else:
-                output[sentence].append(int(tokens[row]))
+                output[sentence].append(token)
         step += 1
         if finished.any():
             keep = (~finished).nonzero().squeeze(1)

@@ -7,6 +7,7 @@ token-budget batches (little padding, full matrix products), then put back in th
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +56,11 @@ class Translator:
         model = build_model(config.model, tokenizer.vocab_size)
         load_weights(model, path / "model.safetensors")
         model.eval()
-        if quantize == "int8":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        if quantize == "int8":  # weights of every nn.Linear to int8, activations quantized per call
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the eager API is deprecated in favour of torchao
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
+                                                               dtype=torch.qint8)
         elif quantize:
             raise ValueError(f"unknown quantization {quantize!r}; use int8")
         return cls(model, tokenizer, config, name=path.name, path=path)

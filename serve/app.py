@@ -26,6 +26,8 @@ LATENCY = Histogram("nmt_http_request_seconds", "HTTP request latency", ["route"
 
 def load_registry(settings: Settings) -> Registry:
     paths = settings.model_paths() or [str(p) for p in find_model_dirs(settings.models_dir)]
+    if not paths and settings.models_dir == "models":  # run from elsewhere: the repo's own models
+        paths = [str(p) for p in find_model_dirs(Path(__file__).resolve().parent.parent / "models")]
     if not paths:
         from nmt.errors import NmtError
 

@@ -151,3 +151,18 @@ def test_distributed_two_processes_match_one(tmp_path, toy_corpus_dir):
     one, two = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
     for name in one:
         torch.testing.assert_close(one[name], two[name], atol=1e-4, rtol=1e-3)
+
+
+def test_resume_with_a_different_vocabulary_is_refused(tmp_path, toy_corpus_dir):
+    from conftest import toy_corpus
+
+    from nmt.tokenizer import train_tokenizer
+
+    config = write_config(tmp_path, toy_corpus_dir, epochs=1)
+    run = tmp_path / "run"
+    assert run_train("--config", str(config), "--run-dir", str(run), cwd=tmp_path).returncode == 0
+    src, tgt = toy_corpus(500, seed=4)
+    train_tokenizer(src + tgt, run / "spm.model", vocab_size=48)
+    result = run_train("--resume", str(run), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "vocabulary" in result.stderr and "Traceback" not in result.stderr
