@@ -16,6 +16,7 @@ import platform
 import random
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,29 @@ class Interrupted(Exception):
     pass
 
 
+class StopRequest:
+    """Ctrl-C / SIGTERM ask the loop to stop at the next step boundary, so that a state is never
+    saved half-way through an optimizer update. A second Ctrl-C stops at once, saving nothing."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
 def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
     """Train a model as ``config`` says, in ``run_dir``; returns the run directory."""
     run_dir = Path(run_dir)
@@ -261,10 +285,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
             with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as out:
                 out.write(json.dumps(row) + "\n")
 
-    def on_sigterm(signum, frame):
-        raise Interrupted()
-
-    previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
+    stop = StopRequest().__enter__() if threading.current_thread() is threading.main_thread() \
+        else None
     budget = t.max_minutes * 60 if t.max_minutes > 0 else float("inf")
     spm_path = run_dir / "spm.model"
     out_of_time = False
@@ -318,6 +340,13 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
                     window_tokens, window_start, window_loss, window_tgt = 0, time.perf_counter(), 0.0, 0
                 if t.save_every_steps and progress.step % t.save_every_steps == 0:
                     save_state()
+                requested = stop is not None and stop.requested
+                if distributed:  # every process stops after the same step
+                    flag = torch.tensor([int(requested)])
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    requested = bool(flag.item())
+                if requested:
+                    raise Interrupted()
                 if progress.elapsed >= budget:
                     out_of_time = True
                     log(f"wall-time budget of {t.max_minutes} minutes reached")
@@ -394,13 +423,14 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
                 f"(best single epoch {progress.best_bleu:.2f}, epoch {progress.best_epoch})")
         progress.finished = True
         save_state()
-    except (KeyboardInterrupt, Interrupted):
+    except Interrupted:
         save_state()
         log(f"\ninterrupted: state saved at step {progress.step}; continue with "
             f"`nmt train --resume {run_dir}`")
         raise SystemExit(130) from None
     finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+        if stop is not None:
+            stop.__exit__()
         if distributed:
             dist.destroy_process_group()
     log(f"done: {run_dir} ({progress.elapsed / 60:.1f} min of training)")

@@ -57,7 +57,8 @@ class Batcher:
                 pass
 
     async def submit(self, translator, sentences: list[str], beam_size: int, n_best: int):
-        if self.waiting + len(sentences) > self.max_queue:
+        # An empty queue takes any request, however large (it is within the request limits).
+        if self.waiting and self.waiting + len(sentences) > self.max_queue:
             raise QueueFull()
         job = Job(translator, sentences, beam_size, n_best)
         self.waiting += len(sentences)

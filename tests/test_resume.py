@@ -137,7 +137,9 @@ def test_corrupt_state_on_resume_names_the_file(tmp_path, toy_corpus_dir):
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent /
                     "torchrun").exists(), reason="torchrun is not installed")
 def test_distributed_two_processes_match_one(tmp_path, toy_corpus_dir):
-    config = write_config(tmp_path, toy_corpus_dir, epochs=1, dropout=0.0, max_tokens=800)
+    # Few, large batches: Adam turns float-rounding differences in near-zero gradients into
+    # full-size steps, so a long run drifts apart even when every update is computed right.
+    config = write_config(tmp_path, toy_corpus_dir, epochs=1, dropout=0.0, max_tokens=3000)
     single = run_train("--config", str(config), "--run-dir", str(tmp_path / "one"), cwd=tmp_path)
     assert single.returncode == 0, single.stderr[-2000:]
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
@@ -149,8 +151,12 @@ def test_distributed_two_processes_match_one(tmp_path, toy_corpus_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "parameters identical on all 2 processes" in result.stderr
     one, two = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
-    for name in one:
-        torch.testing.assert_close(one[name], two[name], atol=1e-4, rtol=1e-3)
+    # The key projection's bias has a gradient of exactly zero in exact arithmetic (it shifts
+    # every score of a query by the same amount, which softmax ignores), so both runs see only
+    # rounding noise there, which Adam scales up to full steps: it is left out of the comparison.
+    drift = {name: float((one[name] - two[name]).abs().max()) for name in one
+             if not name.endswith("w_k.bias")}
+    assert max(drift.values()) < 1e-4, sorted(drift.items(), key=lambda kv: -kv[1])[:5]
 
 
 def test_resume_with_a_different_vocabulary_is_refused(tmp_path, toy_corpus_dir):

@@ -56,7 +56,7 @@ def test_run_directory_and_translation(trained_model_dir):
         assert (run / name / "config.json").is_file() and (run / name / "spm.model").is_file()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if r["kind"] == "eval"]
-    assert [r["epoch"] for r in evals] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in evals] == list(range(1, 21))
     assert evals[-1]["val_bleu"] > 50, evals  # the toy code is easy: a working loop learns it
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
     translator = Translator.load(trained_model_dir)
