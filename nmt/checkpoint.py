@@ -10,7 +10,6 @@ in a run directory beside ``states.json``, a manifest of SHA-256 sums; the newes
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from nmt.config import Config, ConfigError, config_from_dict
+from nmt.corpus import sha256
 from nmt.errors import NmtError
 
 MODEL_FILES = ("config.json", "model.safetensors", "spm.model")
@@ -115,14 +115,6 @@ def load_weights(model: torch.nn.Module, weights_path: str | Path) -> None:
 # ----------------------------------------------------------------------------- training states
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_manifest(run_dir: Path) -> list[dict]:
     manifest = run_dir / "states.json"
     if not manifest.is_file():
@@ -143,7 +135,7 @@ def save_training_state(run_dir: str | Path, state: dict, step: int, keep: int =
         os.fsync(tmp.fileno())
     os.replace(tmp.name, path)
     entries = [e for e in _read_manifest(run_dir) if e["file"] != path.name]
-    entries.append({"file": path.name, "step": step, "sha256": file_sha256(path)})
+    entries.append({"file": path.name, "step": step, "sha256": sha256(path)})
     entries.sort(key=lambda e: e["step"])
     stale, entries = entries[:-keep], entries[-keep:]
     atomic_write_text(run_dir / "states.json", json.dumps({"states": entries}, indent=2) + "\n")
@@ -157,7 +149,7 @@ def verify_state(run_dir: Path, entry: dict) -> str | None:
     path = run_dir / entry["file"]
     if not path.is_file():
         return f"{path}: missing"
-    if file_sha256(path) != entry["sha256"]:
+    if sha256(path) != entry["sha256"]:
         return f"{path}: checksum mismatch (truncated or corrupted)"
     return None
 
