@@ -189,8 +189,7 @@ def evaluate_command(args, log=None) -> Path:
     if baseline not in names:
         raise NmtError(f"--baseline {baseline!r} is not one of: {', '.join(names)}")
     log("scoring and testing significance")
-    tests = significance(systems, baseline, references) if len(systems) > 1 else {
-        s.name: significance_single(s, references) for s in systems}
+    tests = significance(systems, baseline, references)
     report = {"split": args.split, "pair": pair, "sentences": len(references),
               "data": str(args.data), "baseline": baseline, "systems": {}}
     for system in systems:
@@ -224,8 +223,3 @@ def evaluate_command(args, log=None) -> Path:
     log(f"wrote {out}/report.md")
     return out
 
-
-def significance_single(system: System, references: list[str]) -> dict:
-    """Bootstrap confidence intervals of one system (nothing to compare it with)."""
-    clone = System(system.name + " ", system.hypotheses)
-    return significance([system, clone], system.name, references)[system.name]

@@ -149,12 +149,7 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
     return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in finished]
 
 
-def search(model, src, src_mask, beam_size=4, n_best=1, alpha=0.6, max_len_ratio=1.5,
-           max_len_offset=10) -> list[list[Hypothesis]]:
-    if beam_size == 1 and n_best == 1:
-        return greedy_search(model, src, src_mask, max_len_ratio, max_len_offset)
-    return beam_search(model, src, src_mask, beam_size, n_best, alpha, max_len_ratio,
-                       max_len_offset)
+search = beam_search  # beam size 1 with one hypothesis goes to greedy_search
 
 
 class UncachedDecoder:

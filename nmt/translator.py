@@ -39,6 +39,23 @@ class Alignment:
     weights: list[list[float]]  # (target tokens, source tokens)
 
 
+def join_translations(part: list[Translation], pieces: list[tuple[str, str]]) -> Translation:
+    """The translations of a text's sentences put back together with the text's own spacing;
+    the k-th alternative of the text joins the k-th alternative of every sentence."""
+    if len(part) == 1:
+        return part[0]
+    if not part:
+        return Translation("", 0.0, [])
+    depth = max(len(t.alternatives) for t in part)
+    alternatives = [
+        (join_sentences([t.alternatives[k][0] if k < len(t.alternatives) else t.text
+                         for t in part], pieces),
+         sum(t.alternatives[k][1] if k < len(t.alternatives) else t.score for t in part))
+        for k in range(depth)]
+    return Translation(join_sentences([t.text for t in part], pieces),
+                       sum(t.score for t in part), alternatives, sum(t.tokens for t in part))
+
+
 class Translator:
     def __init__(self, model, tokenizer: Tokenizer, config: Config, name: str = "model",
                  path: Path | None = None):
@@ -129,20 +146,8 @@ class Translator:
         done = self.translate_sentences(flat, beam_size, n_best)
         out, at = [], 0
         for p in pieces:
-            part = done[at:at + len(p)]
+            out.append(join_translations(done[at:at + len(p)], p))
             at += len(p)
-            if len(p) == 1:
-                out.append(part[0])
-                continue
-            text = join_sentences([t.text for t in part], p)
-            # Alternatives of a paragraph: the k-th alternative of every sentence, joined.
-            alternatives = [(join_sentences([t.alternatives[k][0] if k < len(t.alternatives)
-                                             else t.text for t in part], p),
-                             sum(t.alternatives[k][1] if k < len(t.alternatives) else t.score
-                                 for t in part))
-                            for k in range(max((len(t.alternatives) for t in part), default=0))]
-            out.append(Translation(text, sum(t.score for t in part), alternatives,
-                                   sum(t.tokens for t in part)))
         return out
 
     def translate(self, texts: list[str], beam_size: int | None = None) -> list[str]:

@@ -28,6 +28,7 @@ def val_bleu(path: Path) -> float:
 class Registry:
     translators: dict[str, Translator] = field(default_factory=dict)  # by model name
     defaults: dict[tuple[str, str], str] = field(default_factory=dict)  # (src, tgt) -> name
+    scores: dict[str, float] = field(default_factory=dict)  # val BLEU by model name
 
     @classmethod
     def load(cls, paths: list[str | Path], defaults: dict[str, str] | None = None,
@@ -45,10 +46,10 @@ class Registry:
 
     def add(self, translator: Translator, score: float = -1.0) -> None:
         self.translators[translator.name] = translator
-        translator.val_bleu = score
+        self.scores[translator.name] = score
         key = (translator.src_lang, translator.tgt_lang)
         current = self.defaults.get(key)
-        if current is None or score > getattr(self.translators[current], "val_bleu", -1.0):
+        if current is None or score > self.scores[current]:
             self.defaults[key] = translator.name
 
     def pick(self, source: str, target: str, name: str | None = None) -> Translator | None:

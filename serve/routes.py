@@ -16,7 +16,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from nmt.segment import join_sentences, split_sentences
+from nmt.segment import split_sentences
+from nmt.translator import join_translations
 from serve.batcher import Batcher, QueueFull
 from serve.registry import Registry
 from serve.schemas import ErrorResponse, Language, TranslateRequest, TranslateResponse
@@ -167,11 +168,10 @@ async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep
     for p in pieces:
         part = results[at:at + len(p)]
         at += len(p)
-        out.append(join_sentences([r.text for r in part], p) if p else "")
-        alternatives.append([
-            join_sentences([r.alternatives[k][0] if k < len(r.alternatives) else r.text
-                            for r in part], p) if p else ""
-            for k in range(req.alternatives)])
+        joined = join_translations(part, p)
+        out.append(joined.text)
+        alternatives.append([joined.alternatives[k][0] if k < len(joined.alternatives)
+                             else joined.text for k in range(req.alternatives)])
         if req.attention:
             aligned = await asyncio.to_thread(
                 lambda part=part, p=p: [translator.alignment(s, r.text)

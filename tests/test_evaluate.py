@@ -57,3 +57,12 @@ def test_bad_input_exits_2_and_writes_nothing(problem, trained_model_dir, toy_co
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_one_system_gets_confidence_intervals(toy_corpus_dir, tmp_path):
+    references = read_lines(toy_corpus_dir / "test_2016_flickr.en.gz")
+    hyp = write_lines(tmp_path / "h.txt", references[:-1] + ["something else"])
+    result = evaluate("--hyp", f"only={hyp}", "--data", str(toy_corpus_dir), "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    system = json.loads((tmp_path / "r" / "report.json").read_text())["systems"]["only"]
+    assert 0 < system["significance"]["bleu"]["ci95"] and "p_bs" not in system["significance"]["bleu"]
