@@ -50,8 +50,10 @@ def batch_stats(metrics: str) -> dict:
                re.finditer(r'^nmt_batch_sentences_bucket\{le="([^"]+)"\} ([\d.e+]+)', metrics, re.M)}
     if not total or not count or float(count.group(1)) == 0:
         return {}
+    busy = re.search(r"^nmt_batch_seconds_sum ([\d.e+]+)", metrics, re.M)
     return {"batches": int(float(count.group(1))),
             "mean_sentences": round(float(total.group(1)) / float(count.group(1)), 2),
+            "model_busy_seconds": round(float(busy.group(1)), 2) if busy else None,
             "cumulative_buckets": buckets}
 
 
@@ -92,7 +94,10 @@ async def load(url: str, sentences: list[str], clients: int, requests: int, beam
             "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},
             "errors": len(errors), "error_kinds": sorted({str(e) for e in errors}),
             "batches": batches,
-            "mean_batch_sentences": round(len(latencies) / batches, 2) if batches else None}
+            "mean_batch_sentences": round(len(latencies) / batches, 2) if batches else None,
+            # the share of the wall time the model was translating: the rest is HTTP and waiting
+            "model_busy_fraction": round((after["model_busy_seconds"] - before["model_busy_seconds"])
+                                         / seconds, 2) if after.get("model_busy_seconds") else None}
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from nmt import __version__
 from nmt.errors import NmtError
+from nmt.quantize import DEFAULT as DEFAULT_PRECISION
+from nmt.quantize import PRECISIONS
 
 
 def eprint(*args) -> None:
@@ -141,7 +143,7 @@ def cmd_release(args) -> None:
     from nmt.release import release
 
     release(Path(args.run_dir), Path(args.to), data=args.data, beam_size=args.beam,
-            command=args.command, log=eprint)
+            command=args.command, quantize=args.quantize, log=eprint)
 
 
 # ----------------------------------------------------------------------------- nmt evaluate
@@ -159,7 +161,13 @@ def cmd_evaluate(args) -> None:
 def cmd_serve(args) -> None:
     from serve.main import run
 
-    run(models=args.model, host=args.host, port=args.port)
+    run(models=args.model, host=args.host, port=args.port, quantize=args.quantize)
+
+
+def add_quantize(parser) -> None:
+    parser.add_argument("--quantize", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                        help="weights for decoding: int8 (default; faster here at equal BLEU) "
+                             "or none (fp32)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--input")
     tl.add_argument("--output")
     tl.add_argument("--threads", type=int, default=0)
-    tl.add_argument("--quantize", choices=["int8"], default="")
+    add_quantize(tl)
     tl.set_defaults(func=cmd_translate)
 
     ev = commands.add_parser("evaluate", help="score and compare systems on a test set")
@@ -221,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--baseline", help="system the others are tested against")
     ev.add_argument("--beam", type=int, default=4)
     ev.add_argument("--out", default="reports/latest")
+    add_quantize(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     rel = commands.add_parser("release", help="turn a training run into a scored model directory")
@@ -229,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--data", default="data/multi30k")
     rel.add_argument("--beam", type=int, default=4)
     rel.add_argument("--command", default="", help="the command that trained it, for the card")
+    add_quantize(rel)
     rel.set_defaults(func=cmd_release)
 
     sv = commands.add_parser("serve", help="serve translations over HTTP")
@@ -236,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="model directory (repeatable; default: every one under models/)")
     sv.add_argument("--host", default=None)
     sv.add_argument("--port", type=int, default=None)
+    sv.add_argument("--quantize", choices=PRECISIONS, default=None,
+                    help="weights for decoding (default int8, or NMT_QUANTIZE)")
     sv.set_defaults(func=cmd_serve)
     return parser
 

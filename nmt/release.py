@@ -16,6 +16,7 @@ from pathlib import Path
 from nmt.checkpoint import replace_dir
 from nmt.corpus import read_parallel, split_file
 from nmt.errors import NmtError
+from nmt.quantize import DEFAULT as DEFAULT_PRECISION
 from nmt.scoring import score_all
 from nmt.translator import Translator
 
@@ -28,6 +29,7 @@ def score_split(translator: Translator, data: str, split: str, beam_size: int) -
     hypotheses = translator.translate(sources, beam_size=beam_size)
     seconds = time.perf_counter() - start
     return {**score_all(hypotheses, references), "beam_size": beam_size,
+            "precision": translator.precision,
             "sentences_per_second": round(len(sources) / seconds, 1)}
 
 
@@ -48,7 +50,8 @@ CARD = """# {name}
 
 ## Scores
 
-Detokenized sacreBLEU on Multi30k, beam {beam}, length penalty {alpha}.
+Detokenized sacreBLEU on Multi30k, beam {beam}, length penalty {alpha}, {weights} weights
+(`nmt translate --quantize {quantize}`).
 
 | split | BLEU | BLEU (lowercased) | chrF |
 |---|---|---|---|
@@ -73,13 +76,13 @@ this model inherits those terms.
 
 
 def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int = 4,
-            command: str = "", log=print) -> Path:
+            command: str = "", quantize: str = DEFAULT_PRECISION, log=print) -> Path:
     candidates = [run_dir / name for name in ("best", "averaged") if (run_dir / name).is_dir()]
     if not candidates:
         raise NmtError(f"{run_dir}: no best/ or averaged/ model directory (has training finished?)")
     scored = []
     for path in candidates:
-        translator = Translator.load(path)
+        translator = Translator.load(path, quantize=quantize)
         val = score_split(translator, data, "val", beam_size)
         log(f"{path.name}: val BLEU {val['bleu']:.2f} (beam {beam_size})")
         scored.append((val["bleu"], path, translator, val))
@@ -106,10 +109,11 @@ def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int
                    "and time budget as the Transformer.")
     card = CARD.format(
         name=to.name, description=description, src=config.data.src_lang, tgt=config.data.tgt_lang,
-        arch=arch, parameters=training.get("parameters", translator.model.num_parameters()),
+        arch=arch, parameters=training.get("parameters", translator.parameters),
         spm_type=config.data.spm_model_type, vocab=translator.tokenizer.vocab_size,
         selected=chosen.name, beam=beam_size, minutes=training.get("training_minutes", "?"),
         hardware=training.get("hardware", "?"), alpha=config.decode.length_penalty, rows=rows,
+        weights="fp32" if quantize == "none" else quantize, quantize=quantize,
         bleu_sig=test["bleu_signature"], lc_sig=test["bleu_lc_signature"],
         chrf_sig=test["chrf_signature"],
         command=command or f"nmt train --config configs/{config.name}.toml",

@@ -38,10 +38,11 @@ def parse_hyp(spec: str) -> tuple[str, Path]:
     return name.strip(), Path(path)
 
 
-def translate_with(model_dir: Path, sources: list[str], beam_size: int, log) -> System:
+def translate_with(model_dir: Path, sources: list[str], beam_size: int, quantize: str,
+                   log) -> System:
     from nmt.translator import Translator
 
-    translator = Translator.load(model_dir)
+    translator = Translator.load(model_dir, quantize=quantize)
     start = time.perf_counter()
     hypotheses = translator.translate(sources, beam_size=beam_size)
     seconds = time.perf_counter() - start
@@ -50,9 +51,10 @@ def translate_with(model_dir: Path, sources: list[str], beam_size: int, log) -> 
     if metrics_path.is_file():
         training = json.loads(metrics_path.read_text()).get("training", {})
     info = {"model": str(model_dir), "arch": translator.config.model.arch,
-            "parameters": translator.model.num_parameters(),
+            "parameters": translator.parameters,
             "training_minutes": training.get("training_minutes"),
-            "beam_size": beam_size, "decode_seconds": round(seconds, 1),
+            "beam_size": beam_size, "precision": translator.precision,
+            "decode_seconds": round(seconds, 1),
             "sentences_per_second": round(len(sources) / seconds, 1)}
     log(f"{model_dir.name}: {len(sources)} sentences in {seconds:.1f} s")
     return System(model_dir.name, hypotheses, info)
@@ -114,10 +116,13 @@ def fmt(value, digits=2) -> str:
 
 def render_markdown(report: dict) -> str:
     base = report["baseline"]
+    first = next(iter(report["systems"].values()))
     lines = [f"# Evaluation on {report['split']} ({report['pair']}, {report['sentences']} sentences)",
              "", f"Baseline for significance: **{base}**. 95% confidence intervals from paired "
              "bootstrap resampling (1000 samples); p-values from paired bootstrap (bs) and "
-             "approximate randomization (ar, 2000 trials).", "",
+             "approximate randomization (ar, 2000 trials). Models decode with beam "
+             f"{first['info'].get('beam_size', '–')} and {first['info'].get('precision', '–')} "
+             "weights (`--quantize`).", "",
              "| system | BLEU | 95% CI | p (bs) | p (ar) | chrF | 95% CI | p (bs) | p (ar) | "
              "BLEU lc | parameters | training min | sentences/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -129,7 +134,6 @@ def render_markdown(report: dict) -> str:
             f"{fmt(b.get('p_ar'), 4)} | {s['chrf']:.2f} | ±{c['ci95']:.2f} | "
             f"{fmt(c.get('p_bs'), 4)} | {fmt(c.get('p_ar'), 4)} | {s['bleu_lc']:.2f} | {params} | "
             f"{fmt(info.get('training_minutes'), 1)} | {fmt(info.get('sentences_per_second'), 1)} |")
-    first = next(iter(report["systems"].values()))
     lines += ["", "Signatures:", "", f"- BLEU: `{first['bleu_signature']}`",
               f"- BLEU lowercased: `{first['bleu_lc_signature']}`",
               f"- chrF: `{first['chrf_signature']}`", "",
@@ -180,7 +184,8 @@ def evaluate_command(args, log=None) -> Path:
             raise NmtError(f"{path}: {len(lines)} lines, but {args.split} has {len(references)} "
                            "references")
         hyp_systems.append(System(name, lines, {"file": str(path)}))
-    systems = [translate_with(Path(m), sources, args.beam, log) for m in args.model] + hyp_systems
+    systems = [translate_with(Path(m), sources, args.beam, args.quantize, log)
+               for m in args.model] + hyp_systems
     names = [s.name for s in systems]
     if len(set(names)) != len(names):
         raise NmtError(f"system names must differ: {', '.join(names)}")

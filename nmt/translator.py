@@ -7,7 +7,6 @@ token-budget batches (little padding, full matrix products), then put back in th
 from __future__ import annotations
 
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from nmt.batching import encode_source, pad
 from nmt.checkpoint import load_weights, read_model_config
 from nmt.config import Config
 from nmt.models import build_model
+from nmt.quantize import DEFAULT as DEFAULT_PRECISION
+from nmt.quantize import quantize as quantize_model
 from nmt.search import Hypothesis, search
 from nmt.segment import join_sentences, split_sentences
 from nmt.tokenizer import BOS_ID, PAD_ID, Tokenizer
@@ -58,13 +59,16 @@ def join_translations(part: list[Translation], pieces: list[tuple[str, str]]) ->
 
 class Translator:
     def __init__(self, model, tokenizer: Tokenizer, config: Config, name: str = "model",
-                 path: Path | None = None):
+                 path: Path | None = None, precision: str = "none"):
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
-        self.name, self.path = name, path
+        self.name, self.path, self.precision = name, path, precision
+        self.parameters = model.num_parameters()
         self.lock = threading.Lock()  # one batch at a time through the model
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 0, quantize: str = "") -> Translator:
+    def load(cls, path: str | Path, threads: int = 0, quantize: str = DEFAULT_PRECISION
+             ) -> Translator:
+        """``quantize``: "int8" (the default: measured faster here at equal BLEU) or "none"."""
         path = Path(path)
         config = read_model_config(path)
         tokenizer = Tokenizer(path / "spm.model")
@@ -72,15 +76,11 @@ class Translator:
             torch.set_num_threads(threads)
         model = build_model(config.model, tokenizer.vocab_size)
         load_weights(model, path / "model.safetensors")
-        model.eval()
-        if quantize == "int8":  # weights of every nn.Linear to int8, activations quantized per call
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the eager API is deprecated in favour of torchao
-                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
-                                                               dtype=torch.qint8)
-        elif quantize:
-            raise ValueError(f"unknown quantization {quantize!r}; use int8")
-        return cls(model, tokenizer, config, name=path.name, path=path)
+        parameters = model.num_parameters()  # counted before int8 weights stop being parameters
+        translator = cls(quantize_model(model, quantize), tokenizer, config, name=path.name,
+                         path=path, precision=quantize)
+        translator.parameters = parameters
+        return translator
 
     @property
     def src_lang(self) -> str:

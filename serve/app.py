@@ -32,7 +32,8 @@ def load_registry(settings: Settings) -> Registry:
         from nmt.errors import NmtError
 
         raise NmtError(f"no models to serve: none under {settings.models_dir}/ and NMT_MODELS is empty")
-    return Registry.load(paths, settings.defaults(), threads=settings.threads)
+    return Registry.load(paths, settings.defaults(), threads=settings.torch_threads(),
+                         quantize=settings.quantize)
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:

@@ -16,6 +16,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 BATCH_SIZE = Histogram("nmt_batch_sentences", "Sentences per model batch",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+BATCH_SECONDS = Histogram("nmt_batch_seconds", "Time a model batch takes to translate",
+                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 QUEUE_DEPTH = Gauge("nmt_queue_sentences", "Sentences waiting to be translated")
 TOKENS = Counter("nmt_translated_tokens", "Subword tokens produced", ["model"])
 SENTENCES = Counter("nmt_translated_sentences", "Sentences translated", ["model"])
@@ -99,8 +101,10 @@ class Batcher:
                 first = live[0]
                 BATCH_SIZE.observe(len(sentences))
                 self.batch_sizes = (self.batch_sizes + [len(sentences)])[-1000:]
+                start = time.perf_counter()
                 results = await asyncio.to_thread(first.translator.translate_sentences, sentences,
                                                   first.beam_size, first.n_best)
+                BATCH_SECONDS.observe(time.perf_counter() - start)
                 name = first.translator.name
                 SENTENCES.labels(name).inc(len(sentences))
                 TOKENS.labels(name).inc(sum(r.tokens for r in results))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 
-def run(models: list[str] | None = None, host: str | None = None, port: int | None = None) -> None:
+def run(models: list[str] | None = None, host: str | None = None, port: int | None = None,
+        quantize: str | None = None) -> None:
     import uvicorn
 
     from serve.app import create_app, load_registry
@@ -18,6 +19,8 @@ def run(models: list[str] | None = None, host: str | None = None, port: int | No
         overrides["host"] = host
     if port:
         overrides["port"] = port
+    if quantize:
+        overrides["quantize"] = quantize
     settings = Settings(**overrides)
     registry = load_registry(settings)  # a bad model directory fails here, before listening
     names = ", ".join(f"{t.name} ({t.src_lang}-{t.tgt_lang})" for t in registry.translators.values())

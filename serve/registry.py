@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmt.errors import NmtError
+from nmt.quantize import DEFAULT as DEFAULT_PRECISION
 from nmt.translator import Translator
 
 LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
@@ -32,10 +33,10 @@ class Registry:
 
     @classmethod
     def load(cls, paths: list[str | Path], defaults: dict[str, str] | None = None,
-             threads: int = 0) -> Registry:
+             threads: int = 0, quantize: str = DEFAULT_PRECISION) -> Registry:
         registry = cls()
         for path in paths:
-            translator = Translator.load(path, threads=threads)
+            translator = Translator.load(path, threads=threads, quantize=quantize)
             registry.add(translator, score=val_bleu(Path(path)))
         for pair, name in (defaults or {}).items():
             if name not in registry.translators:

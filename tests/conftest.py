@@ -105,3 +105,13 @@ def requires_multi30k():
     return pytest.mark.skipif(
         not (MULTI30K / "train.de.gz").is_file(),
         reason="Multi30k is not in data/multi30k (run: nmt data fetch multi30k)")
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """Loading a model for serving sets torch's thread count; later tests keep their own."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

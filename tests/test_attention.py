@@ -58,3 +58,17 @@ def test_padding_cannot_change_real_tokens():
     noisy = memory.clone()
     noisy[:, 3:] = 100 * torch.randn(1, 2, 32)
     torch.testing.assert_close(mha(query, memory, mask=mask)[0], mha(query, noisy, mask=mask)[0])
+
+
+def test_fused_projections_equal_separate_ones():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4).eval()
+    x, memory = torch.randn(2, 5, 32), torch.randn(2, 7, 32)
+    mask = torch.ones(2, 1, 1, 7, dtype=torch.bool)
+    with torch.no_grad():
+        before = [mha.project_qkv(x), mha.project_kv(memory), mha(x, x)[0], mha(x, memory, mask)[0]]
+        mha.fuse_projections()
+        after = [mha.project_qkv(x), mha.project_kv(memory), mha(x, x)[0], mha(x, memory, mask)[0]]
+    assert mha.w_qkv is not None and mha.w_kv is not None
+    for b, a in zip(before, after):
+        torch.testing.assert_close(a, b)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from nmt.translator import Alignment, Translation
-from serve.app import create_app
+from serve.app import create_app, load_registry
 from serve.registry import Registry
 from serve.settings import Settings
 
@@ -108,6 +109,8 @@ def test_languages_health_metrics_page_docs(client):
     (json.dumps({"q": ["a", 3], "source": "de", "target": "en"}).encode(), 400, "q"),
     (json.dumps({"q": "a", "source": "de", "target": "en", "alternatives": "x"}).encode(), 400,
      "alternatives"),
+    (b'{"q": "a", "source": "de", "target": "en", "beam_size": Infinity}', 400, "beam_size"),
+    (b'{"q": "a", "source": "de", "target": NaN}', 400, "target"),
     (json.dumps({"q": "a", "source": "fr", "target": "en"}).encode(), 400, "fr-en"),
     (json.dumps({"q": "a", "source": "auto", "target": "en"}).encode(), 400, "auto"),
     (json.dumps({"q": "a", "source": "de", "target": "en", "format": "html"}).encode(), 400, "html"),
@@ -180,3 +183,16 @@ def test_real_model_end_to_end(trained_model_dir):
         alignment = body["attention"][0][0]
         assert len(alignment["weights"]) == len(alignment["target_tokens"])
         assert abs(sum(alignment["weights"][0]) - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("quantize", ["int8", "none"])
+def test_settings_choose_the_decoding_weights_and_threads(trained_model_dir, quantize,
+                                                          monkeypatch):
+    monkeypatch.setenv("NMT_QUANTIZE", quantize)
+    settings = Settings(models=str(trained_model_dir))
+    assert settings.torch_threads() == max(1, (os.cpu_count() or 1) - 1)
+    assert Settings(threads=3).torch_threads() == 3
+    registry = load_registry(settings)
+    assert [t.precision for t in registry.translators.values()] == [quantize]
+    with pytest.raises(ValueError):
+        Settings(quantize="int4")

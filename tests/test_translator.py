@@ -1,11 +1,14 @@
 import pytest
+import torch
 
+from nmt.quantize import Int8Linear
 from nmt.segment import join_sentences, split_sentences
 from nmt.translator import Translator
 
 
-def test_same_input_same_output_whatever_the_batch(trained_model_dir):
-    translator = Translator.load(trained_model_dir)
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_same_input_same_output_whatever_the_batch(trained_model_dir, quantize):
+    translator = Translator.load(trained_model_dir, quantize=quantize)
     probe = "Eine kleine katze springt im wasser."
     alone = translator.translate([probe], beam_size=3)[0]
     crowd = ["Ein hund.", "Der mann sitzt im park und eine frau spielt im schnee.", probe,
@@ -14,9 +17,13 @@ def test_same_input_same_output_whatever_the_batch(trained_model_dir):
     assert all(out == alone for text, out in zip(crowd, together) if text == probe)
 
 
-def test_int8_quantization_translates(trained_model_dir):
-    fp32 = Translator.load(trained_model_dir)
-    int8 = Translator.load(trained_model_dir, quantize="int8")
+def test_int8_is_the_default_and_close_to_fp32(trained_model_dir):
+    fp32 = Translator.load(trained_model_dir, quantize="none")
+    int8 = Translator.load(trained_model_dir)
+    assert (int8.precision, fp32.precision) == ("int8", "none")
+    assert isinstance(int8.model.output, Int8Linear)  # the tied output projection too
+    assert not any(type(m) is torch.nn.Linear for m in int8.model.modules())
+    assert int8.parameters == fp32.parameters == fp32.model.num_parameters()
     texts = ["Ein hund läuft im park.", "Eine frau sitzt."]
     assert [t.split()[:2] for t in int8.translate(texts)] == [t.split()[:2] for t in fp32.translate(texts)]
     with pytest.raises(ValueError):

@@ -58,6 +58,23 @@ class MultiHeadAttention(nn.Module):
         self.w_v = nn.Linear(d_model, d_model)  # W^V
         self.w_o = nn.Linear(d_model, d_model)  # W^O
         self.dropout = dropout
+        # Decoding only (``fuse_projections``): [W^Q W^K W^V] and [W^K W^V] as one product each.
+        self.w_qkv: nn.Linear | None = None
+        self.w_kv: nn.Linear | None = None
+
+    def fuse_projections(self) -> None:
+        """One (d, 3d) product for Q, K, V of self-attention and one (d, 2d) for K, V of a fixed
+        memory, instead of three and two small ones: a decoder step is dominated by per-call
+        overheads. For inference copies; the separate weights stay (the saved format)."""
+
+        def stacked(*layers: nn.Linear) -> nn.Linear:
+            fused = nn.Linear(layers[0].in_features, sum(layer.out_features for layer in layers))
+            fused.weight = nn.Parameter(torch.cat([layer.weight.detach() for layer in layers]))
+            fused.bias = nn.Parameter(torch.cat([layer.bias.detach() for layer in layers]))
+            return fused
+
+        self.w_qkv = stacked(self.w_q, self.w_k, self.w_v)
+        self.w_kv = stacked(self.w_k, self.w_v)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, d_model) -> (B, h, T, d_k)"""
@@ -66,7 +83,16 @@ class MultiHeadAttention(nn.Module):
 
     def project_kv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """K = x W^K and V = x W^V, split into heads: computed once for a fixed memory."""
+        if self.w_kv is not None:
+            k, v = self.w_kv(x).chunk(2, dim=-1)
+            return self.split_heads(k), self.split_heads(v)
         return self.split_heads(self.w_k(x)), self.split_heads(self.w_v(x))
+
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Q, K and V of self-attention over x, split into heads."""
+        if self.w_qkv is not None:
+            return tuple(self.split_heads(part) for part in self.w_qkv(x).chunk(3, dim=-1))
+        return (self.split_heads(self.w_q(x)), *self.project_kv(x))
 
     def forward(self, query: torch.Tensor, key_value: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, is_causal: bool = False,
@@ -76,8 +102,17 @@ class MultiHeadAttention(nn.Module):
 
         Returns (B, T_q, d_model) and, if asked, the weights averaged over heads (B, T_q, T_k).
         """
-        q = self.split_heads(self.w_q(query))
-        k, v = kv if kv is not None else self.project_kv(key_value)
+        if kv is None and key_value is query:  # self-attention
+            q, k, v = self.project_qkv(query)
+        else:
+            q = self.split_heads(self.w_q(query))
+            k, v = kv if kv is not None else self.project_kv(key_value)
+        return self.attend(q, k, v, mask, is_causal, need_weights)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor | None = None, is_causal: bool = False,
+               need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Concat(head_1, ..., head_h) W^O for projected, split q (B, h, T_q, d_k), k, v."""
         dropout = self.dropout if self.training else 0.0
         fused = self.use_fused if self.use_fused != "auto" else not torch.is_grad_enabled()
         if fused and not need_weights:

@@ -42,5 +42,17 @@ class Seq2Seq(nn.Module):
         """
         raise NotImplementedError
 
+    def untie_output(self) -> None:
+        """Give the output projection its own nn.Linear, a copy of the tied embedding.
+
+        For inference transforms that act on nn.Linear modules (int8 quantization); training
+        keeps the tie. Models hold the embedding in ``embed`` and the projection in ``output``
+        (None while tied).
+        """
+        if self.output is None:
+            vocab_size, dim = self.embed.weight.shape
+            self.output = nn.Linear(dim, vocab_size, bias=False)
+            self.output.weight = nn.Parameter(self.embed.weight.detach().clone())
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -89,11 +89,11 @@ class DecoderLayer(nn.Module):
             nonlocal new_kv
             if self_kv is None:
                 return self.self_attn(h, h, is_causal=True)[0]
-            k, v = self.self_attn.project_kv(h)
+            q, k, v = self.self_attn.project_qkv(h)
             if self_kv[0] is not None:
                 k, v = torch.cat([self_kv[0], k], dim=2), torch.cat([self_kv[1], v], dim=2)
             new_kv = (k, v)
-            return self.self_attn(h, kv=new_kv)[0]  # the newest position sees all before it
+            return self.self_attn.attend(q, k, v)[0]  # the newest position sees all before it
 
         weights = None
 

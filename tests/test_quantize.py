@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from nmt.quantize import Int8Linear, quantize, quantize_rows
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (256, 1024), (1280, 256), (256, 8000), (7, 5)])
+def test_int8_linear_is_close_to_fp32(shape):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(*shape)
+    x = torch.randn(3, 11, shape[0])
+    exact, approx = linear(x), Int8Linear(linear)(x)
+    assert approx.shape == exact.shape
+    assert (approx - exact).norm() / exact.norm() < 0.02
+
+
+def test_int8_linear_rows_do_not_depend_on_their_batch():
+    # One row with a huge range must not cost the others their precision: per-row scales.
+    torch.manual_seed(0)
+    layer = Int8Linear(torch.nn.Linear(64, 32))
+    rows = torch.randn(5, 64)
+    crowd = torch.cat([rows, 1000 * torch.randn(7, 64)])
+    assert torch.equal(layer(crowd)[:5], layer(rows))
+    assert torch.equal(layer(rows[2:3]), layer(rows)[2:3])
+
+
+def test_quantize_rows_round_trips_within_half_a_step():
+    x = torch.randn(4, 100)
+    q, scale = quantize_rows(x)
+    assert q.dtype == torch.int8 and scale.shape == (4, 1)
+    assert ((q.float() * scale - x).abs() <= scale / 2 + 1e-6).all()
+
+
+def test_quantize_unties_only_the_inference_copy(trained_model_dir):
+    from nmt.checkpoint import load_weights, read_model_config
+    from nmt.models import build_model
+
+    config = read_model_config(trained_model_dir)
+    model = build_model(config.model, _vocab(trained_model_dir))
+    load_weights(model, trained_model_dir / "model.safetensors")
+    src = torch.tensor([[5, 6, 7, 2]])
+    reference = model(src, src != 0, torch.tensor([[1, 5, 6]])).detach()
+    model = quantize(model, "int8")
+    assert isinstance(model.output, Int8Linear) and not model.training
+    out = model(src, src != 0, torch.tensor([[1, 5, 6]]))
+    assert (out - reference).abs().max() < 0.1 * reference.abs().max()
+
+
+def _vocab(model_dir) -> int:
+    from nmt.tokenizer import Tokenizer
+
+    return Tokenizer(model_dir / "spm.model").vocab_size
