@@ -6,7 +6,6 @@ token-budget batches (little padding, full matrix products), then put back in th
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +62,6 @@ class Translator:
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
         self.name, self.path, self.precision = name, path, precision
         self.parameters = model.num_parameters()
-        self.lock = threading.Lock()  # one batch at a time through the model
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 0, quantize: str = DEFAULT_PRECISION
@@ -112,7 +110,7 @@ class Translator:
         d = self.config.decode
         beam_size = beam_size or d.beam_size
         results: list[list[Hypothesis]] = [[] for _ in ids]
-        with self.lock, torch.inference_mode():
+        with torch.inference_mode():  # thread-safe: concurrent calls decode their own batches
             for indices in self.batches(ids, beam_size):
                 src = pad([encode_source(ids[i]) for i in indices])
                 hyps = search(self.model, src, src != PAD_ID, beam_size, n_best,
@@ -159,7 +157,7 @@ class Translator:
         tgt_ids = self.tokenizer.encode([translation])[0]
         src = torch.tensor([src_ids])
         tgt_in = torch.tensor([[BOS_ID] + tgt_ids])
-        with self.lock, torch.inference_mode():
+        with torch.inference_mode():
             _, weights = self.model(src, src != PAD_ID, tgt_in, need_attention=True)
         # Row t is the step that produced target token t (the last one produced eos).
         src_tokens = self.tokenizer.id_to_piece(src_ids[:-1]) + ["</s>"]

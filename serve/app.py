@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     async def lifespan(app: FastAPI):
         app.state.registry = registry or await asyncio.to_thread(load_registry, settings)
         app.state.batcher = Batcher(settings.queue_size, settings.max_wait_ms / 1000,
-                                    settings.batch_max_sentences)
+                                    settings.batch_max_sentences, settings.batch_workers())
         app.state.batcher.start()
         yield
         await app.state.batcher.stop()  # requests in flight finish before the process exits

@@ -4,6 +4,11 @@ Requests put their sentences on one bounded queue. A worker takes what is waitin
 most ``max_wait`` for more, up to ``max_sentences``), groups it by model and search settings,
 translates each group as one batch in a thread (off the event loop), and hands every request its
 own results. A full queue refuses new work at once (503) rather than letting latency grow.
+
+Several workers (one per core by default, each decoding with one torch thread) translate batches
+side by side: a decoder step at these batch sizes is a chain of small operations, and two such
+chains keep two cores busy better than one chain split across both cores, whose threads wait
+for each other at every operation (and stall whenever the HTTP side takes a core).
 """
 
 from __future__ import annotations
@@ -37,24 +42,28 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, max_queue: int = 256, max_wait: float = 0.005, max_sentences: int = 64):
+    def __init__(self, max_queue: int = 256, max_wait: float = 0.005, max_sentences: int = 64,
+                 workers: int = 1):
         self.max_queue, self.max_wait, self.max_sentences = max_queue, max_wait, max_sentences
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
-        self.waiting = 0  # sentences queued
+        self.waiting = 0  # sentences queued or being translated
         self.batch_sizes: list[int] = []  # recent batch sizes, for tests and the load benchmark
-        self.worker: asyncio.Task | None = None
+        self.n_workers = max(1, workers)
+        self.workers: list[asyncio.Task] = []
 
     def start(self) -> None:
-        self.worker = asyncio.get_running_loop().create_task(self.run())
+        loop = asyncio.get_running_loop()
+        self.workers = [loop.create_task(self.run()) for _ in range(self.n_workers)]
 
     async def stop(self) -> None:
         """Finish what is queued, then stop."""
-        while self.waiting and self.worker and not self.worker.done():
+        while self.waiting and any(not w.done() for w in self.workers):
             await asyncio.sleep(0.01)
-        if self.worker:
-            self.worker.cancel()
+        for worker in self.workers:
+            worker.cancel()
+        for worker in self.workers:
             try:
-                await self.worker
+                await worker
             except asyncio.CancelledError:
                 pass
 

@@ -29,13 +29,17 @@ class Settings(BaseSettings):
     max_wait_ms: float = 5.0  # how long the batcher waits for more work before it starts
     batch_max_sentences: int = 64
     request_timeout_s: float = 30.0
-    # torch threads; 0: all cores but one, which is left to the HTTP side. Measured with 32
-    # clients on 2 cores (bench/load.py): 1 torch thread serves 56 sentences/s at p95 0.9 s, 2
-    # threads 42/s at p95 1.06 s (the model's threads stall whenever HTTP work takes a core).
+    # Batches translated side by side (0: one per core) and torch threads per batch (0: the cores
+    # shared among the workers). See serve/batcher.py and the README's load figures.
+    workers: int = 0
     threads: int = 0
 
+    def batch_workers(self) -> int:
+        return self.workers if self.workers > 0 else os.cpu_count() or 1
+
     def torch_threads(self) -> int:
-        return self.threads if self.threads > 0 else max(1, (os.cpu_count() or 1) - 1)
+        return self.threads if self.threads > 0 else max(1, (os.cpu_count() or 1)
+                                                             // self.batch_workers())
     quantize: Literal["int8", "none"] = "int8"  # decoding weights; int8 is faster here at equal BLEU
 
     def model_paths(self) -> list[str]:

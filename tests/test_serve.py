@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -22,10 +23,17 @@ class StubTranslator:
     def __init__(self, name="stub-de-en", src="de", tgt="en", delay=0.0):
         self.name, self.src_lang, self.tgt_lang, self.delay = name, src, tgt, delay
         self.batches: list[list[str]] = []
+        self.active = self.most_active = 0  # batches in progress at once
+        self.guard = threading.Lock()
 
     def translate_sentences(self, sentences, beam_size=None, n_best=1):
-        self.batches.append(list(sentences))
+        with self.guard:
+            self.batches.append(list(sentences))
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
         time.sleep(self.delay)
+        with self.guard:
+            self.active -= 1
         return [Translation(s.upper(), -1.0, [(s.upper() + f" #{k}", -2.0) for k in range(1, n_best)],
                             len(s.split())) if s.strip() else Translation("", 0.0, [])
                 for s in sentences]
@@ -173,6 +181,17 @@ def test_concurrent_requests_are_batched_and_answered_separately():
     assert max(batch_sizes) > 1 and len(batch_sizes) < len(texts)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_translate_batches_side_by_side(workers):
+    stub = StubTranslator(delay=0.2)
+    with make_client(stub, workers=workers, max_wait_ms=0, batch_max_sentences=1) as c:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(c.post, "/translate", json={"q": f"satz {i}", "source": "de",
+                                                               "target": "en"}) for i in range(4)]
+            assert [f.result().status_code for f in futures] == [200] * 4
+    assert stub.most_active == workers
+
+
 def test_real_model_end_to_end(trained_model_dir):
     with TestClient(create_app(Settings(models=str(trained_model_dir)))) as c:
         r = c.post("/translate", json={"q": ["Ein hund läuft im park.", ""], "source": "de",
@@ -186,11 +205,13 @@ def test_real_model_end_to_end(trained_model_dir):
 
 
 @pytest.mark.parametrize("quantize", ["int8", "none"])
-def test_settings_choose_the_decoding_weights_and_threads(trained_model_dir, quantize,
+def test_settings_choose_weights_workers_and_threads(trained_model_dir, quantize,
                                                           monkeypatch):
     monkeypatch.setenv("NMT_QUANTIZE", quantize)
     settings = Settings(models=str(trained_model_dir))
-    assert settings.torch_threads() == max(1, (os.cpu_count() or 1) - 1)
+    cores = os.cpu_count() or 1
+    assert settings.batch_workers() == cores and settings.torch_threads() == 1
+    assert Settings(workers=1).torch_threads() == cores
     assert Settings(threads=3).torch_threads() == 3
     registry = load_registry(settings)
     assert [t.precision for t in registry.translators.values()] == [quantize]

@@ -27,7 +27,8 @@ def check(response):
 
 # Finite floats: JSON has no infinity (raw "Infinity" bodies are tried in test_serve.py).
 FLOATS = st.floats(allow_nan=False, allow_infinity=False)
-ANY_JSON = st.recursive(st.none() | st.booleans() | st.integers() | FLOATS | st.text(max_size=30), lambda inner: st.lists(inner, max_size=3)
+ANY_JSON = st.recursive(st.none() | st.booleans() | st.integers() | FLOATS | st.text(max_size=30),
+                        lambda inner: st.lists(inner, max_size=3)
                         | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
 
