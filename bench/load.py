@@ -95,7 +95,7 @@ async def load(url: str, sentences: list[str], clients: int, requests: int, beam
             "errors": len(errors), "error_kinds": sorted({str(e) for e in errors}),
             "batches": batches,
             "mean_batch_sentences": round(len(latencies) / batches, 2) if batches else None,
-            # the share of the wall time the model was translating: the rest is HTTP and waiting
+            # batch-seconds per wall second, summed over the batch workers (2.0: two always busy)
             "model_busy_fraction": round((after["model_busy_seconds"] - before["model_busy_seconds"])
                                          / seconds, 2) if after.get("model_busy_seconds") else None}
 
