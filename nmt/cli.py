@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 from nmt import __version__
+from nmt.config import DEFAULT_PRECISION, PRECISIONS
 from nmt.errors import NmtError
-from nmt.quantize import DEFAULT as DEFAULT_PRECISION
-from nmt.quantize import PRECISIONS
 
 
 def eprint(*args) -> None:

@@ -22,13 +22,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from nmt.config import DEFAULT_PRECISION, PRECISIONS
 from nmt.models.attention import MultiHeadAttention
 
 if TYPE_CHECKING:
     from nmt.models.base import Seq2Seq
-
-PRECISIONS = ("int8", "none")
-DEFAULT = "int8"
 
 
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,18 +46,12 @@ class Int8Linear(nn.Module):
         bias = linear.bias.detach().float() if linear.bias is not None else None
         self.register_buffer("bias", bias if bias is not None else torch.zeros(weight.size(0)))
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.weight_t = self.weight.t()  # a view: (in, out), as the product wants it
-
-    def _apply(self, fn, recurse=True):
-        module = super()._apply(fn, recurse)
-        module.weight_t = module.weight.t()  # keep the view on the (possibly moved) buffer
-        return module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
         q, row_scale = quantize_rows(x if x.dtype == torch.float32 else x.float())
-        sums = torch._int_mm(q, self.weight_t)  # (N, out) int32, exact
+        sums = torch._int_mm(q, self.weight.t())  # (N, out) int32, exact
         y = torch.addcmul(self.bias, sums * row_scale, self.scale)
         return y.view(*shape[:-1], self.out_features)
 
@@ -67,7 +59,7 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
-def quantize(model: Seq2Seq, precision: str = DEFAULT) -> Seq2Seq:
+def quantize(model: Seq2Seq, precision: str = DEFAULT_PRECISION) -> Seq2Seq:
     """``model`` ready for decoding in ``precision``: "int8" replaces every nn.Linear (the
     output projection included) by an ``Int8Linear``; "none" keeps fp32. Puts it in eval mode."""
     if precision not in PRECISIONS:

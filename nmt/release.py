@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from nmt.checkpoint import replace_dir
+from nmt.config import DEFAULT_PRECISION
 from nmt.corpus import read_parallel, split_file
 from nmt.errors import NmtError
-from nmt.quantize import DEFAULT as DEFAULT_PRECISION
 from nmt.scoring import score_all
 from nmt.translator import Translator
 

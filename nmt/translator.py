@@ -13,9 +13,8 @@ import torch
 
 from nmt.batching import encode_source, pad
 from nmt.checkpoint import load_weights, read_model_config
-from nmt.config import Config
+from nmt.config import DEFAULT_PRECISION, Config
 from nmt.models import build_model
-from nmt.quantize import DEFAULT as DEFAULT_PRECISION
 from nmt.quantize import quantize as quantize_model
 from nmt.search import Hypothesis, search
 from nmt.segment import join_sentences, split_sentences
@@ -58,10 +57,10 @@ def join_translations(part: list[Translation], pieces: list[tuple[str, str]]) ->
 
 class Translator:
     def __init__(self, model, tokenizer: Tokenizer, config: Config, name: str = "model",
-                 path: Path | None = None, precision: str = "none"):
+                 path: Path | None = None, precision: str = "none", parameters: int = 0):
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
         self.name, self.path, self.precision = name, path, precision
-        self.parameters = model.num_parameters()
+        self.parameters = parameters or model.num_parameters()
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 0, quantize: str = DEFAULT_PRECISION
@@ -74,11 +73,9 @@ class Translator:
             torch.set_num_threads(threads)
         model = build_model(config.model, tokenizer.vocab_size)
         load_weights(model, path / "model.safetensors")
-        parameters = model.num_parameters()  # counted before int8 weights stop being parameters
-        translator = cls(quantize_model(model, quantize), tokenizer, config, name=path.name,
-                         path=path, precision=quantize)
-        translator.parameters = parameters
-        return translator
+        parameters = model.num_parameters()  # before quantize() turns weights into buffers
+        return cls(quantize_model(model, quantize), tokenizer, config, name=path.name, path=path,
+                   precision=quantize, parameters=parameters)
 
     @property
     def src_lang(self) -> str:

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nmt.config import DEFAULT_PRECISION
 from nmt.errors import NmtError
-from nmt.quantize import DEFAULT as DEFAULT_PRECISION
 from nmt.translator import Translator
 
 LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
