@@ -29,6 +29,10 @@ class Batch:
     def size(self) -> int:
         return self.src.size(0)
 
+    def to(self, device: torch.device) -> Batch:
+        return Batch(self.src.to(device), self.src_mask.to(device), self.tgt_in.to(device),
+                     self.tgt_out.to(device), self.n_src_tokens, self.n_tgt_tokens, self.indices)
+
     def shard(self, rank: int, world_size: int) -> Batch:
         """Rows ``rank::world_size`` of this batch (each data-parallel process takes its own)."""
         rows = list(range(rank, self.size, world_size))

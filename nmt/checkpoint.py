@@ -58,7 +58,8 @@ def save_model_dir(path: str | Path, model: torch.nn.Module, config: Config, spm
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
     try:
-        weights = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
+        weights = {k: v.detach().float().cpu().contiguous()
+                   for k, v in model.state_dict().items()}
         save_file(weights, str(staging / "model.safetensors"), metadata={"format": "pt"})
         (staging / "config.json").write_text(config.to_json(), encoding="utf-8")
         shutil.copyfile(spm_path, staging / "spm.model")

@@ -88,6 +88,7 @@ class TrainConfig:
     average_last: int = 5  # average the weights of the last N epoch checkpoints
     precision: str = "bf16"  # "bf16" (autocast, fp32 master weights) or "fp32"
     threads: int = 0  # torch threads; 0 means all cores
+    device: str = "auto"  # "auto" (a CUDA GPU when there is one, else the CPU), "cpu" or "cuda"
     save_every_steps: int = 500  # training state for exact resume, besides every epoch end
     log_every_steps: int = 50
     eval_max_sentences: int = 0  # val sentences scored for BLEU each epoch; 0 means all
@@ -254,6 +255,8 @@ def validate(config: Config, where: str = "config") -> None:
         problems.append(f"train.lr must be positive, got {t.lr}")
     if t.precision not in ("bf16", "fp32"):
         problems.append(f"train.precision must be 'bf16' or 'fp32', got {t.precision!r}")
+    if t.device not in ("auto", "cpu", "cuda"):
+        problems.append(f"train.device must be 'auto', 'cpu' or 'cuda', got {t.device!r}")
     if d.spm_model_type not in ("unigram", "bpe"):
         problems.append(f"data.spm_model_type must be 'unigram' or 'bpe', got {d.spm_model_type!r}")
     if d.vocab_size < 16 and d.vocab_size > 0:

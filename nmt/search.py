@@ -53,13 +53,13 @@ def _restrict(log_probs: torch.Tensor, must_end: torch.Tensor) -> torch.Tensor:
 def greedy_search(model, src: torch.Tensor, src_mask: torch.Tensor, max_len_ratio: float = 1.5,
                   max_len_offset: int = 10) -> list[list[Hypothesis]]:
     """The most probable next token, step by step; one hypothesis per sentence."""
-    batch = src.size(0)
+    batch, device = src.size(0), src.device
     memory = model.encode(src, src_mask)
     limit = max_lengths(src_mask, max_len_ratio, max_len_offset)
-    alive = torch.arange(batch)  # sentence index of each row still decoding
-    tokens = torch.full((batch,), BOS_ID, dtype=torch.long)
+    alive = torch.arange(batch, device=device)  # sentence index of each row still decoding
+    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
     output: list[list[int]] = [[] for _ in range(batch)]
-    scores = torch.zeros(batch)
+    scores = torch.zeros(batch, device=device)
     results: list[list[Hypothesis]] = [[] for _ in range(batch)]
     state, step = None, 0
     while alive.numel():
@@ -92,15 +92,16 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
         return greedy_search(model, src, src_mask, max_len_ratio, max_len_offset)
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best ({n_best}) must be between 1 and beam_size ({beam_size})")
-    batch, k = src.size(0), beam_size
-    memory = model.encode(src, src_mask).select(torch.arange(batch).repeat_interleave(k))
+    batch, k, device = src.size(0), beam_size, src.device
+    memory = model.encode(src, src_mask).select(
+        torch.arange(batch, device=device).repeat_interleave(k))
     limit = max_lengths(src_mask, max_len_ratio, max_len_offset)
 
-    alive = torch.arange(batch)  # sentences still searching; rows are alive x k beams
-    tokens = torch.full((batch * k,), BOS_ID, dtype=torch.long)
-    history = torch.empty(batch, k, 0, dtype=torch.long)  # tokens of each beam so far
+    alive = torch.arange(batch, device=device)  # sentences still searching; rows: alive x k beams
+    tokens = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
+    history = torch.empty(batch, k, 0, dtype=torch.long, device=device)  # each beam's tokens
     # Only the first beam starts alive, so the first step does not pick k copies of one token.
-    scores = torch.full((batch, k), NEG_INF)
+    scores = torch.full((batch, k), NEG_INF, device=device)
     scores[:, 0] = 0.0
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     state, step = None, 0
@@ -126,7 +127,8 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
                 finished[sentence] = sorted(finished[sentence], key=lambda h: -h.score)[:k]
 
         # The best k candidates that do not end carry on (there are always k: at most k end).
-        order = (is_eos.long() * (2 * k) + torch.arange(2 * k)).argsort(dim=1)[:, :k]
+        order = (is_eos.long() * (2 * k) + torch.arange(2 * k, device=device)
+                 ).argsort(dim=1)[:, :k]
         scores = top_scores.gather(1, order)
         beams = top_beams.gather(1, order)
         tokens = top_tokens.gather(1, order)
@@ -136,14 +138,16 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
 
         best_next = (scores.max(dim=1).values / length_penalty(step + 1, alpha)).tolist()
         done = torch.tensor([len(finished[s]) >= k and best <= min(h.score for h in finished[s])
-                             for s, best in zip(alive.tolist(), best_next)], dtype=torch.bool)
+                             for s, best in zip(alive.tolist(), best_next)], dtype=torch.bool,
+                            device=device)
         keep = (~done).nonzero().squeeze(1)
         rows = (keep[:, None] * k + beams[keep]).reshape(-1)  # source row of each kept beam
         if done.any():
             alive, scores, tokens, history = alive[keep], scores[keep], tokens[keep], history[keep]
             if not alive.numel():
                 break
-            memory = memory.select((keep[:, None] * k + torch.arange(k)).reshape(-1))
+            memory = memory.select(
+                (keep[:, None] * k + torch.arange(k, device=device)).reshape(-1))
         state = state.select(rows)
         tokens = tokens.reshape(-1)
     return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in finished]

@@ -36,6 +36,20 @@ def test_fused_and_explicit_paths_agree():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+def test_decoding_step_over_many_rows_equals_the_fused_kernel():
+    """One query per row over 40 rows takes the explicit product under "auto"."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4).eval()
+    x, memory = torch.randn(40, 1, 32), torch.randn(40, 9, 32)
+    mask = random_mask(40, 9)[:, None, None, :]
+    with torch.inference_mode():
+        auto = mha(x, memory, mask=mask)[0]
+        MultiHeadAttention.use_fused = True
+        fused = mha(x, memory, mask=mask)[0]
+    MultiHeadAttention.use_fused = "auto"
+    torch.testing.assert_close(auto, fused, atol=1e-5, rtol=1e-5)
+
+
 def test_future_tokens_cannot_change_earlier_outputs():
     torch.manual_seed(0)
     mha = MultiHeadAttention(32, 4).eval()

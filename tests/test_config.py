@@ -45,6 +45,8 @@ def test_impossible_values_are_rejected():
         apply_overrides(Config(), ["model.d_model=100", "model.n_heads=3"])
     with pytest.raises(ConfigError, match="dropout"):
         apply_overrides(Config(), ["model.dropout=-0.1"])
+    with pytest.raises(ConfigError, match="train.device"):
+        apply_overrides(Config(), ["train.device=tpu"])
 
 
 def test_json_round_trip():

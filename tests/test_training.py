@@ -10,9 +10,10 @@ import torch
 from conftest import ROOT, tiny_config, toy_corpus, write_lines
 
 from nmt.batching import BatchPlan
+from nmt.errors import NmtError
 from nmt.models import build_model
 from nmt.search import greedy_search
-from nmt.training import inverse_sqrt_schedule, label_smoothed_loss, train
+from nmt.training import inverse_sqrt_schedule, label_smoothed_loss, train, training_device
 from nmt.translator import Translator
 
 
@@ -20,6 +21,19 @@ def test_schedule_warms_up_then_decays():
     assert inverse_sqrt_schedule(50, 100) == pytest.approx(0.5)
     assert inverse_sqrt_schedule(100, 100) == pytest.approx(1.0)
     assert inverse_sqrt_schedule(400, 100) == pytest.approx(0.5)
+
+
+def test_device_auto_takes_a_gpu_only_when_there_is_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training_device("auto") == torch.device("cpu")
+    assert training_device("cpu") == torch.device("cpu")
+    with pytest.raises(NmtError, match="no CUDA GPU"):
+        training_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training_device("auto") == torch.device("cuda")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert training_device("auto") == torch.device("cuda", 1)  # one GPU per process
 
 
 def test_tiny_model_overfits_64_pairs(toy_tokenizer):
