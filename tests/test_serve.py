@@ -168,6 +168,13 @@ def test_slow_translation_is_504():
         assert r.status_code == 504 and "longer" in r.json()["error"]
 
 
+def test_lone_request_on_an_idle_server_does_not_wait_for_company():
+    with make_client(StubTranslator(), max_wait_ms=2000) as c:
+        start = time.perf_counter()
+        r = c.post("/translate", json={"q": "allein", "source": "de", "target": "en"})
+        assert r.status_code == 200 and time.perf_counter() - start < 1.0
+
+
 def test_concurrent_requests_are_batched_and_answered_separately():
     stub = StubTranslator(delay=0.05)
     with make_client(stub, max_wait_ms=50) as c:
