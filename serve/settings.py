@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     max_beam_size: int = 8
     max_alternatives: int = 4
     queue_size: int = 256  # sentences waiting; beyond it requests get 503
-    max_wait_ms: float = 20.0  # under load, how long a batch may wait for more work
+    max_wait_ms: float = 35.0  # under load, how long a batch may wait for more work
     batch_max_sentences: int = 64
     request_timeout_s: float = 30.0
     quantize: Literal["int8", "none"] = "int8"  # decoding weights (nmt.config.PRECISIONS)

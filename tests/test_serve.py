@@ -175,6 +175,21 @@ def test_lone_request_on_an_idle_server_does_not_wait_for_company():
         assert r.status_code == 200 and time.perf_counter() - start < 1.0
 
 
+def test_requests_that_queued_behind_a_batch_go_together():
+    """One worker, no waiting: what queued while the model was busy is the next batch, whole."""
+    stub = StubTranslator(delay=0.3)
+    with make_client(stub, workers=1, max_wait_ms=0) as c:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            first = pool.submit(c.post, "/translate", json={"q": "erst", "source": "de",
+                                                            "target": "en"})
+            while not stub.batches:
+                time.sleep(0.005)
+            rest = [pool.submit(c.post, "/translate", json={"q": f"satz {i}", "source": "de",
+                                                            "target": "en"}) for i in range(5)]
+            assert all(f.result().status_code == 200 for f in [first, *rest])
+    assert [len(b) for b in stub.batches] == [1, 5]
+
+
 def test_concurrent_requests_are_batched_and_answered_separately():
     stub = StubTranslator(delay=0.05)
     with make_client(stub, max_wait_ms=50) as c:
