@@ -2,8 +2,8 @@
 
 Requests put their sentences on one bounded queue. A worker takes what is waiting, up to
 ``max_sentences``. While another batch is in the model (the server is under load) it first waits
-at most ``max_wait`` for more, so batches grow (``bench/load.py``, 32 clients: 35 ms gave 84-92
-sentences/s, against 68-79/s for 5 ms); jobs that are already
+at most ``max_wait`` for more, so batches grow (``bench/load.py`` with an httpx client, 32
+clients: 35 ms gave 84-92 sentences/s, against 68-79/s for 5 ms); jobs that are already
 waiting always join. A lone request on an idle server goes at once. The
 worker groups its jobs by model and search settings, translates each group as one batch in a
 thread (off the event loop), and hands every request its own results. A full queue refuses new
