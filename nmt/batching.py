@@ -8,7 +8,7 @@ The order of an epoch is a pure function of (seed, epoch): training can resume a
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -30,8 +30,8 @@ class Batch:
         return self.src.size(0)
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(self.src.to(device), self.src_mask.to(device), self.tgt_in.to(device),
-                     self.tgt_out.to(device), self.n_src_tokens, self.n_tgt_tokens, self.indices)
+        return replace(self, src=self.src.to(device), src_mask=self.src_mask.to(device),
+                       tgt_in=self.tgt_in.to(device), tgt_out=self.tgt_out.to(device))
 
     def shard(self, rank: int, world_size: int) -> Batch:
         """Rows ``rank::world_size`` of this batch (each data-parallel process takes its own)."""

@@ -52,15 +52,18 @@ def replace_dir(staging: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def cpu_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict as fp32 CPU tensors, as safetensors files hold them (whatever the device)."""
+    return {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
 def save_model_dir(path: str | Path, model: torch.nn.Module, config: Config, spm_path: str | Path,
                    metrics: dict | None = None, card: str | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
     try:
-        weights = {k: v.detach().float().cpu().contiguous()
-                   for k, v in model.state_dict().items()}
-        save_file(weights, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        save_file(cpu_weights(model), str(staging / "model.safetensors"), metadata={"format": "pt"})
         (staging / "config.json").write_text(config.to_json(), encoding="utf-8")
         shutil.copyfile(spm_path, staging / "spm.model")
         if metrics is not None:

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from nmt.batching import BatchPlan
 from nmt.checkpoint import (
     atomic_write_text,
+    cpu_weights,
     load_training_state,
     save_model_dir,
     save_training_state,
@@ -411,8 +412,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
                 if t.average_last > 1:
                     (run_dir / "epochs").mkdir(exist_ok=True)
                     path = run_dir / "epochs" / f"epoch-{epoch_done:03d}.safetensors"
-                    save_file({k: v.detach().float().cpu().contiguous()
-                               for k, v in model.state_dict().items()}, str(path))
+                    save_file(cpu_weights(model), str(path))
                     progress.epoch_checkpoints = (progress.epoch_checkpoints + [path.name])
                     for stale in progress.epoch_checkpoints[:-t.average_last]:
                         (run_dir / "epochs" / stale).unlink(missing_ok=True)

@@ -4,9 +4,9 @@ Requests put their sentences on one bounded queue. A worker takes what is waitin
 ``max_sentences``. While another batch is in the model (the server is under load) it first waits
 at most ``max_wait`` for more, so batches grow (``bench/load.py`` with an httpx client, 32
 clients: 35 ms gave 84-92 sentences/s, against 68-79/s for 5 ms); jobs that are already
-waiting always join. A lone request on an idle server goes at once. The
-worker groups its jobs by model and search settings, translates each group as one batch in a
-thread (off the event loop), and hands every request its own results. A full queue refuses new
+waiting always join. A lone request on an idle server goes at once. The worker groups its jobs
+by model and search settings, translates each group as one batch in a thread (off the event
+loop), and hands every request its own results. A full queue refuses new
 work at once (503) rather than letting latency grow.
 
 Several workers (one per core by default, each decoding with one torch thread) translate batches
@@ -46,8 +46,8 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, max_queue: int = 256, max_wait: float = 0.035, max_sentences: int = 64,
-                 workers: int = 1):
+    def __init__(self, max_queue: int, max_wait: float, max_sentences: int, workers: int):
+        """Limits come from ``serve.settings.Settings``, the one place their defaults live."""
         self.max_queue, self.max_wait, self.max_sentences = max_queue, max_wait, max_sentences
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.waiting = 0  # sentences queued or being translated
@@ -92,13 +92,16 @@ class Batcher:
             count = len(jobs[0].sentences)
             deadline = time.monotonic() + (self.max_wait if self.translating else 0.0)
             while count < self.max_sentences:
-                timeout = deadline - time.monotonic()
-                try:
-                    # What is already waiting joins whatever the deadline.
-                    job = self.queue.get_nowait() if timeout <= 0 or not self.queue.empty() \
-                        else await asyncio.wait_for(self.queue.get(), timeout)
-                except (TimeoutError, asyncio.QueueEmpty):
-                    break
+                if not self.queue.empty():  # what is already waiting joins, deadline or not
+                    job = self.queue.get_nowait()
+                else:
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(self.queue.get(), timeout)
+                    except TimeoutError:
+                        break
                 jobs.append(job)
                 count += len(job.sentences)
             groups: dict[tuple, list[Job]] = {}

@@ -114,12 +114,11 @@ class MultiHeadAttention(nn.Module):
                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Concat(head_1, ..., head_h) W^O for projected, split q (B, h, T_q, d_k), k, v."""
         dropout = self.dropout if self.training else 0.0
-        fused = self.use_fused if self.use_fused != "auto" else not torch.is_grad_enabled()
-        if self.use_fused == "auto" and q.size(2) == 1 and q.size(0) >= 32:
-            # A decoding step over many rows (one query each): on this CPU the explicit product
-            # is 1.2-1.8x faster than PyTorch's flash kernel from about 32 rows on (48 to 256
-            # rows of 16 to 30 keys); below that the flash kernel's lower overhead wins.
-            fused = False
+        # "auto": PyTorch's kernel at inference, except for a decoding step over many rows (one
+        # query each), where on this CPU the explicit product is 1.2-1.8x faster from about 32
+        # rows on (48 to 256 rows of 16 to 30 keys); below that the kernel's lower overhead wins.
+        fused = self.use_fused if self.use_fused != "auto" else (
+            not torch.is_grad_enabled() and not (q.size(2) == 1 and q.size(0) >= 32))
         if fused and not need_weights:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
                                                  is_causal=is_causal and mask is None)
