@@ -1,6 +1,6 @@
 """Decoding speed of a model directory on test_2016_flickr: sentences/s and target tokens/s.
 
-    python bench/decode.py [--model models/transformer-de-en] [--quick]
+    python bench/decode.py [--model models/transformer-de-en] [--quick] [--beam N]
 
 Runs greedy, beam 4 and beam 5, at batch 1 (sentence by sentence) and in large length-sorted
 batches, with the models' caches and with a decoder that recomputes the whole prefix every step
@@ -55,11 +55,13 @@ def main() -> None:
     parser.add_argument("--split", default="test_2016_flickr")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="200 sentences, fewer settings")
+    parser.add_argument("--beam", type=int, help="only large cached batches with this beam, int8 "
+                        "(the offline reference of bench/load.py)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count())
     results = {"benchmark": "decode", "model": args.model, "split": args.split,
                "threads": torch.get_num_threads(), "torch": torch.__version__, "runs": []}
-    for quantize in ("none", "int8"):
+    for quantize in ("none", "int8") if args.beam is None else ("int8",):
         precision = "fp32" if quantize == "none" else quantize
         translator = Translator.load(args.model, quantize=quantize)
         sources, references = read_parallel(split_file(args.data, args.split, translator.src_lang),
@@ -74,6 +76,8 @@ def main() -> None:
             settings = [s for s in settings if s[2]]
         if args.quick:
             settings = [(1, args.batch, True), (4, args.batch, True)]
+        if args.beam is not None:
+            settings = [(args.beam, args.batch, True)]
         for beam, batch, cache in settings:
             subset = ids if batch > 1 else ids[:200]  # batch 1 is slow: 200 sentences suffice
             seconds, hyps = run(translator, subset, beam, batch, cache)
@@ -86,6 +90,8 @@ def main() -> None:
                 row["bleu"] = round(bleu(texts, references[:len(subset)])[0].score, 2)
             results["runs"].append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
+        if args.beam is not None:
+            continue
         latencies = []
         for i in range(100):
             start = time.perf_counter()

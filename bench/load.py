@@ -36,13 +36,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rss_mb(pid: int) -> float | None:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"VmRSS:\s+(\d+) kB", text)
-    return round(int(match.group(1)) / 1024, 1) if match else None
+def process_tree(pid: int) -> list[int]:
+    """The server and its worker processes (children, recursively)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += parents.get(tree[-1], [])
+    return tree
+
+
+def memory_mb(pid: int) -> dict:
+    """Resident memory of the server's processes: RSS summed (counts the pages workers share with
+    the server once per process: an upper bound) and PSS summed (each shared page split among
+    the processes that map it: what the server occupies)."""
+    total = {"rss": 0, "pss": 0, "processes": 0}
+    for member in process_tree(pid):
+        try:
+            text = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for key, name in (("rss", "Rss"), ("pss", "Pss")):
+            match = re.search(rf"^{name}:\s+(\d+) kB", text, re.M)
+            total[key] += int(match.group(1)) if match else 0
+        total["processes"] += 1
+    return {"rss_sum": round(total["rss"] / 1024, 1), "pss_sum": round(total["pss"] / 1024, 1),
+            "processes": total["processes"]}
 
 
 def batch_stats(metrics: str) -> dict:
@@ -171,7 +196,7 @@ def main() -> None:
         result = asyncio.run(load(url, sentences, args.clients, args.requests, args.beam))
         result["benchmark"] = "load"
         if server is not None:
-            result["server_rss_mb"] = rss_mb(server.pid)
+            result["server_memory_mb"] = memory_mb(server.pid)
             result["models"] = httpx.get(url + "/health").json()["models"]
         result["cpu_count"] = os.cpu_count()
         print(json.dumps(result, indent=2))

@@ -18,6 +18,7 @@ from serve.batcher import Batcher
 from serve.registry import Registry, find_model_dirs
 from serve.routes import ApiError, router
 from serve.settings import Settings, get_settings
+from serve.workers import ProcessWorkers, ThreadWorkers
 
 REQUESTS = Counter("nmt_http_requests", "HTTP requests", ["route", "status"])
 LATENCY = Histogram("nmt_http_request_seconds", "HTTP request latency", ["route", "status"],
@@ -32,8 +33,9 @@ def load_registry(settings: Settings) -> Registry:
         from nmt.errors import NmtError
 
         raise NmtError(f"no models to serve: none under {settings.models_dir}/ and NMT_MODELS is empty")
-    return Registry.load(paths, settings.defaults(), threads=settings.torch_threads(),
-                         quantize=settings.quantize)
+    # With worker processes the server itself stays on one torch thread (serve/workers.py).
+    threads = 1 if settings.processes else settings.torch_threads()
+    return Registry.load(paths, settings.defaults(), threads=threads, quantize=settings.quantize)
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
@@ -42,11 +44,17 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.registry = registry or await asyncio.to_thread(load_registry, settings)
+        workers = (ProcessWorkers(app.state.registry.translators, settings.batch_workers(),
+                                  settings.torch_threads())
+                   if settings.processes else ThreadWorkers())
+        workers.start()
         app.state.batcher = Batcher(settings.queue_size, settings.max_wait_ms / 1000,
-                                    settings.batch_max_sentences, settings.batch_workers())
+                                    settings.batch_max_sentences, settings.batch_workers(),
+                                    workers.translate)
         app.state.batcher.start()
         yield
         await app.state.batcher.stop()  # requests in flight finish before the process exits
+        workers.close()
 
     app = FastAPI(title="nmt", version=__import__("nmt").__version__, lifespan=lifespan,
                   description="Neural machine translation, LibreTranslate-compatible.")

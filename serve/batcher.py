@@ -2,12 +2,12 @@
 
 Requests put their sentences on one bounded queue. A worker takes what is waiting, up to
 ``max_sentences``. While another batch is in the model (the server is under load) it first waits
-at most ``max_wait`` for more, so batches grow (``bench/load.py`` with an httpx client, 32
-clients: 35 ms gave 84-92 sentences/s, against 68-79/s for 5 ms); jobs that are already
-waiting always join. A lone request on an idle server goes at once. The worker groups its jobs
-by model and search settings, translates each group as one batch in a thread (off the event
-loop), and hands every request its own results. A full queue refuses new
-work at once (503) rather than letting latency grow.
+at most ``max_wait`` for more, so batches grow (5 ms by default: with worker processes, 0-10 ms
+served 32 clients alike and 20 ms less; see the README); jobs that are already waiting always
+join. A lone request on an idle server goes at once. The worker groups its jobs
+by model and search settings, translates each group as one batch off the event loop (in a worker
+process by default, serve/workers.py), and hands every request its own results. A full queue
+refuses new work at once (503) rather than letting latency grow.
 
 Several workers (one per core by default, each decoding with one torch thread) translate batches
 side by side: a decoder step at these batch sizes is a chain of small operations, and two such
@@ -46,13 +46,17 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, max_queue: int, max_wait: float, max_sentences: int, workers: int):
-        """Limits come from ``serve.settings.Settings``, the one place their defaults live."""
+    def __init__(self, max_queue: int, max_wait: float, max_sentences: int, workers: int,
+                 translate):
+        """Limits come from ``serve.settings.Settings``, the one place their defaults live;
+        ``translate(translator, sentences, beam_size, n_best)`` is a coroutine that runs one batch
+        off the event loop (``serve.workers``), ``workers`` of them at a time."""
         self.max_queue, self.max_wait, self.max_sentences = max_queue, max_wait, max_sentences
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.waiting = 0  # sentences queued or being translated
         self.batch_sizes: list[int] = []  # recent batch sizes, for tests and the load benchmark
         self.n_workers = max(1, workers)
+        self.translate = translate
         self.translating = 0  # batches in the model right now
         self.workers: list[asyncio.Task] = []
 
@@ -120,8 +124,8 @@ class Batcher:
                 BATCH_SIZE.observe(len(sentences))
                 self.batch_sizes = (self.batch_sizes + [len(sentences)])[-1000:]
                 start = time.perf_counter()
-                results = await asyncio.to_thread(first.translator.translate_sentences, sentences,
-                                                  first.beam_size, first.n_best)
+                results = await self.translate(first.translator, sentences, first.beam_size,
+                                               first.n_best)
                 BATCH_SECONDS.observe(time.perf_counter() - start)
                 name = first.translator.name
                 SENTENCES.labels(name).inc(len(sentences))

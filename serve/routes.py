@@ -22,6 +22,7 @@ from serve.batcher import Batcher, QueueFull
 from serve.registry import Registry
 from serve.schemas import ErrorResponse, Language, TranslateRequest, TranslateResponse
 from serve.settings import Settings
+from serve.workers import WorkerDied
 
 router = APIRouter()
 
@@ -161,6 +162,9 @@ async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep
         except QueueFull:
             raise ApiError(503, "the server is busy: too many sentences waiting; retry soon",
                            headers={"Retry-After": "1"}) from None
+        except WorkerDied:
+            raise ApiError(503, "a translation worker stopped; the server has started another: "
+                           "retry", headers={"Retry-After": "1"}) from None
         except TimeoutError:
             raise ApiError(504, f"translation took longer than {settings.request_timeout_s} s") \
                 from None

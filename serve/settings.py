@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     max_beam_size: int = 8
     max_alternatives: int = 4
     queue_size: int = 256  # sentences waiting; beyond it requests get 503
-    max_wait_ms: float = 35.0  # under load, how long a batch may wait for more work
+    max_wait_ms: float = 5.0  # under load, how long a batch may wait for more work
     batch_max_sentences: int = 64
     request_timeout_s: float = 30.0
     quantize: Literal["int8", "none"] = "int8"  # decoding weights (nmt.config.PRECISIONS)
@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # shared among the workers). See serve/batcher.py and the README's load figures.
     workers: int = 0
     threads: int = 0
+    # Workers are processes of their own (serve/workers.py: two processes decode side by side,
+    # two threads of one process mostly take turns), or threads of the server process.
+    processes: bool = True
 
     def batch_workers(self) -> int:
         return self.workers if self.workers > 0 else os.cpu_count() or 1

@@ -44,9 +44,10 @@ class StubTranslator:
 
 
 def make_client(translator=None, **settings) -> TestClient:
+    """The stub in threads of this process (so that tests can read what it recorded)."""
     registry = Registry()
     registry.add(translator or StubTranslator())
-    return TestClient(create_app(Settings(**settings), registry))
+    return TestClient(create_app(Settings(**{"processes": False, **settings}), registry))
 
 
 @pytest.fixture
@@ -239,3 +240,35 @@ def test_settings_choose_weights_workers_and_threads(trained_model_dir, quantize
     assert [t.precision for t in registry.translators.values()] == [quantize]
     with pytest.raises(ValueError):
         Settings(quantize="int4")
+
+
+class ProcessStub(StubTranslator):
+    """Names the process that translated; a sentence "crash" ends that process."""
+
+    def translate_sentences(self, sentences, beam_size=None, n_best=1):
+        if "crash" in sentences:
+            os._exit(1)
+        return [Translation(f"{s.upper()} {os.getpid()}", -1.0, [], 1) for s in sentences]
+
+
+def test_worker_processes_translate_and_a_dead_worker_is_replaced():
+    registry = Registry()
+    registry.add(ProcessStub(delay=0.0))
+    settings = Settings(processes=True, workers=2, max_wait_ms=20)
+    with TestClient(create_app(settings, registry)) as c:
+        texts = [f"satz {i}" for i in range(12)]
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            futures = [pool.submit(c.post, "/translate",
+                                   json={"q": t, "source": "de", "target": "en"}) for t in texts]
+            answers = [f.result().json()["translatedText"] for f in futures]
+        words = [a.rsplit(" ", 1) for a in answers]
+        assert [w[0] for w in words] == [t.upper() for t in texts]  # each gets its own answer
+        pids = {int(w[1]) for w in words}
+        assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+        r = c.post("/translate", json={"q": "crash", "source": "de", "target": "en"})
+        assert r.status_code == 503 and "worker" in r.json()["error"]
+        assert r.headers["Retry-After"] == "1"
+        r = c.post("/translate", json={"q": "weiter", "source": "de", "target": "en"})
+        assert r.status_code == 200 and r.json()["translatedText"].startswith("WEITER ")
+        assert int(r.json()["translatedText"].split()[1]) not in pids  # a new worker

@@ -14,7 +14,7 @@ from serve.settings import Settings
 
 registry = Registry()
 registry.add(StubTranslator())
-app = create_app(Settings(), registry)
+app = create_app(Settings(processes=False), registry)
 schema = app.openapi()["paths"]["/translate"]["post"]["requestBody"]["content"][
     "application/json"]["schema"]
 
