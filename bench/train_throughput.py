@@ -2,7 +2,12 @@
 steps (forward, loss, backward, clip, Adam) for a config, fp32 against bf16 autocast.
 
     python bench/train_throughput.py [--config configs/transformer-de-en.toml] [--steps 30]
+                                     [--peer]
 
+``--peer`` times Hugging Face's MarianMTModel of the same size on the same batches, in the plain
+loop a user would write (bf16 autocast, the model's own loss), alternately with nmt, so that the
+two are compared on one machine in one sitting (needs ``pip install transformers``; not a
+dependency of nmt). The peer's batch is about 4,000 target tokens: ``--set train.max_tokens=8000``.
 Prints JSON. Uses Multi30k batches from data/multi30k when present (else random sentences of
 Multi30k's lengths), so the figure is comparable with real training.
 """
@@ -13,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -70,8 +76,56 @@ def measure(config, src, tgt, vocab, precision: str, steps: int, warmup: int) ->
         if i >= warmup:
             seconds += time.perf_counter() - start
             tokens += batch.n_src_tokens + batch.n_tgt_tokens
-    return {"precision": precision, "steps": steps, "tokens_per_s": round(tokens / seconds),
-            "seconds_per_step": round(seconds / steps, 4)}
+    return {"system": "nmt", "precision": precision, "steps": steps,
+            "tokens_per_s": round(tokens / seconds), "seconds_per_step": round(seconds / steps, 4)}
+
+
+def measure_marian(config, src, tgt, vocab, steps: int, warmup: int, precision: str = "bf16",
+                   attention: str | None = None) -> dict:
+    """MarianMTModel with nmt's sizes, fed the same token-budget batches."""
+    from transformers import MarianConfig, MarianMTModel
+
+    m = config.model
+    torch.manual_seed(0)
+    model = MarianMTModel(MarianConfig(
+        vocab_size=vocab, d_model=m.d_model, encoder_layers=m.n_encoder_layers,
+        decoder_layers=m.n_decoder_layers, encoder_attention_heads=m.n_heads,
+        decoder_attention_heads=m.n_heads, encoder_ffn_dim=m.d_ff, decoder_ffn_dim=m.d_ff,
+        dropout=m.dropout, pad_token_id=0, decoder_start_token_id=1, eos_token_id=2,
+        max_position_embeddings=512, share_encoder_decoder_embeddings=True,
+        **({"attn_implementation": attention} if attention else {}))).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, fused=True)
+    plan = BatchPlan(src, tgt, config.train.max_tokens, seed=1)
+    batches = plan.epoch(0)
+    tokens, seconds = 0, 0.0
+    for i in range(warmup + steps):
+        batch = plan.batch(batches[i % len(batches)])
+        labels = batch.tgt_out.masked_fill(batch.tgt_out == 0, -100)
+        start = time.perf_counter()
+        with autocast(precision):
+            loss = model(input_ids=batch.src, attention_mask=batch.src_mask.long(),
+                         decoder_input_ids=batch.tgt_in, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if i >= warmup:
+            seconds += time.perf_counter() - start
+            tokens += batch.n_src_tokens + batch.n_tgt_tokens
+    return {"system": "transformers.MarianMTModel", "attention": model.config._attn_implementation,
+            "precision": precision, "steps": steps,
+            "tokens_per_s": round(tokens / seconds), "seconds_per_step": round(seconds / steps, 4)}
+
+
+def measure_in_fresh_process(system: str, args) -> dict:
+    """One measurement in a process of its own: a process that has already trained another
+    model runs the next one measurably slower (its heap is fragmented), whichever comes second."""
+    command = [sys.executable, __file__, "--system", system, "--precision", "bf16",
+               "--config", args.config, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    for item in args.set:
+        command += ["--set", item]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["results"][0]
 
 
 def main() -> None:
@@ -81,18 +135,47 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--precision", action="append", choices=["fp32", "bf16"])
+    parser.add_argument("--system", default="nmt", choices=["nmt", "marian-eager", "marian-sdpa"],
+                        help="what to time (Marian: transformers' attention implementations)")
+    parser.add_argument("--peer", action="store_true",
+                        help="rounds of nmt bf16 / Marian eager / Marian sdpa, each in a fresh "
+                        "process, alternated so that all see the same machine")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     config = load_config(args.config, args.set)
     torch.set_num_threads(config.train.threads or os.cpu_count())
-    src, tgt, vocab, source = corpus_ids(config, config.data.vocab_size)
-    results = [measure(config, src, tgt, vocab, p, args.steps, args.warmup)
-               for p in (args.precision or ["fp32", "bf16"])]
+    comparison, source = None, None
+    if args.peer:  # this VM's speed drifts by 15% within minutes: compare within each round
+        import importlib.util
+
+        if importlib.util.find_spec("transformers") is None:
+            raise SystemExit("--peer times transformers' MarianMTModel: pip install transformers")
+        results, ratios = [], []
+        for _ in range(args.rounds):
+            ours, *peers = [measure_in_fresh_process(system, args)
+                            for system in ("nmt", "marian-eager", "marian-sdpa")]
+            results += [ours, *peers]
+            ratios.append(round(ours["tokens_per_s"] / max(p["tokens_per_s"] for p in peers), 2))
+        comparison = {"nmt_over_fastest_marian_per_round": ratios,
+                      "median": sorted(ratios)[len(ratios) // 2]}
+    else:
+        src, tgt, vocab, source = corpus_ids(config, config.data.vocab_size)
+        precisions = args.precision or ["fp32", "bf16"]
+        if args.system == "nmt":
+            results = [measure(config, src, tgt, vocab, p, args.steps, args.warmup)
+                       for p in precisions]
+        else:
+            attention = args.system.split("-")[1]
+            results = [measure_marian(config, src, tgt, vocab, args.steps, args.warmup, p,
+                                      attention) for p in precisions]
     m = config.model
     print(json.dumps({
         "benchmark": "train_throughput", "data": source, "max_tokens": config.train.max_tokens,
         "model": {"arch": m.arch, "d_model": m.d_model, "layers": [m.n_encoder_layers,
-                  m.n_decoder_layers], "heads": m.n_heads, "d_ff": m.d_ff, "vocab": vocab},
+                  m.n_decoder_layers], "heads": m.n_heads, "d_ff": m.d_ff,
+                  "vocab": config.data.vocab_size},
         "threads": torch.get_num_threads(), "torch": torch.__version__, "results": results,
+        **({"peer_comparison": comparison} if comparison else {}),
     }, indent=2))
 
 
