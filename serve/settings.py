@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 from typing import Literal
 
@@ -35,8 +36,9 @@ class Settings(BaseSettings):
     workers: int = 0
     threads: int = 0
     # Workers are processes of their own (serve/workers.py: two processes decode side by side,
-    # two threads of one process mostly take turns), or threads of the server process.
-    processes: bool = True
+    # two threads of one process mostly take turns), or threads of the server process. Processes
+    # are forked, which only Linux does safely.
+    processes: bool = sys.platform == "linux"
 
     def batch_workers(self) -> int:
         return self.workers if self.workers > 0 else os.cpu_count() or 1
