@@ -23,9 +23,14 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nmt.memory import keep_freed_memory  # noqa: E402 (imports no torch)
+
+if __name__ == "__main__" and not any(arg.startswith("marian") for arg in sys.argv):
+    keep_freed_memory()  # as `nmt train` does, before torch allocates; the peer runs as a plain loop
+
+import torch  # noqa: E402
 
 from nmt.batching import BatchPlan  # noqa: E402
 from nmt.config import load_config  # noqa: E402

@@ -76,6 +76,9 @@ def cmd_data_vocab(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from nmt.memory import keep_freed_memory
+
+    keep_freed_memory()  # before torch allocates anything (nmt/memory.py)
     from nmt.config import load_config
 
     overrides = list(args.set)
