@@ -60,9 +60,10 @@ def corpus_ids(config, vocab_size: int):
     return src, tgt, vocab_size, "synthetic"
 
 
-def measure(config, src, tgt, vocab, precision: str, steps: int, warmup: int) -> dict:
-    torch.manual_seed(0)
-    model = build_model(config.model, vocab).train()
+def timed_steps(model, loss_of, config, src, tgt, precision: str, steps: int,
+                warmup: int) -> dict:
+    """Full training steps of ``model`` (``loss_of(batch)`` under autocast, backward, clip, Adam)
+    over the config's token-budget batches; tokens/s of the ``steps`` after ``warmup``."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, fused=True)
     plan = BatchPlan(src, tgt, config.train.max_tokens, seed=1)
     batches = plan.epoch(0)
@@ -71,9 +72,7 @@ def measure(config, src, tgt, vocab, precision: str, steps: int, warmup: int) ->
         batch = plan.batch(batches[i % len(batches)])
         start = time.perf_counter()
         with autocast(precision):
-            logits = model(batch.src, batch.src_mask, batch.tgt_in,
-                           logits_mask=batch.tgt_out != 0)
-        loss = label_smoothed_loss(logits, batch.tgt_out, 0.1) / batch.n_tgt_tokens
+            loss = loss_of(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -81,13 +80,26 @@ def measure(config, src, tgt, vocab, precision: str, steps: int, warmup: int) ->
         if i >= warmup:
             seconds += time.perf_counter() - start
             tokens += batch.n_src_tokens + batch.n_tgt_tokens
-    return {"system": "nmt", "precision": precision, "steps": steps,
-            "tokens_per_s": round(tokens / seconds), "seconds_per_step": round(seconds / steps, 4)}
+    return {"precision": precision, "steps": steps, "tokens_per_s": round(tokens / seconds),
+            "seconds_per_step": round(seconds / steps, 4)}
+
+
+def measure(config, src, tgt, vocab, precision: str, steps: int, warmup: int) -> dict:
+    """nmt's model and loss, as ``nmt train`` computes them."""
+    torch.manual_seed(0)
+    model = build_model(config.model, vocab).train()
+
+    def loss_of(batch):
+        logits = model(batch.src, batch.src_mask, batch.tgt_in, logits_mask=batch.tgt_out != 0)
+        return label_smoothed_loss(logits, batch.tgt_out, 0.1) / batch.n_tgt_tokens
+
+    return {"system": "nmt",
+            **timed_steps(model, loss_of, config, src, tgt, precision, steps, warmup)}
 
 
 def measure_marian(config, src, tgt, vocab, steps: int, warmup: int, precision: str = "bf16",
                    attention: str | None = None) -> dict:
-    """MarianMTModel with nmt's sizes, fed the same token-budget batches."""
+    """MarianMTModel with nmt's sizes and its own loss, fed the same token-budget batches."""
     from transformers import MarianConfig, MarianMTModel
 
     m = config.model
@@ -99,27 +111,15 @@ def measure_marian(config, src, tgt, vocab, steps: int, warmup: int, precision: 
         dropout=m.dropout, pad_token_id=0, decoder_start_token_id=1, eos_token_id=2,
         max_position_embeddings=512, share_encoder_decoder_embeddings=True,
         **({"attn_implementation": attention} if attention else {}))).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, fused=True)
-    plan = BatchPlan(src, tgt, config.train.max_tokens, seed=1)
-    batches = plan.epoch(0)
-    tokens, seconds = 0, 0.0
-    for i in range(warmup + steps):
-        batch = plan.batch(batches[i % len(batches)])
-        labels = batch.tgt_out.masked_fill(batch.tgt_out == 0, -100)
-        start = time.perf_counter()
-        with autocast(precision):
-            loss = model(input_ids=batch.src, attention_mask=batch.src_mask.long(),
-                         decoder_input_ids=batch.tgt_in, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if i >= warmup:
-            seconds += time.perf_counter() - start
-            tokens += batch.n_src_tokens + batch.n_tgt_tokens
-    return {"system": "transformers.MarianMTModel", "attention": model.config._attn_implementation,
-            "precision": precision, "steps": steps,
-            "tokens_per_s": round(tokens / seconds), "seconds_per_step": round(seconds / steps, 4)}
+
+    def loss_of(batch):
+        labels = batch.tgt_out.masked_fill(batch.tgt_out == 0, -100)  # -100: not scored
+        return model(input_ids=batch.src, attention_mask=batch.src_mask.long(),
+                     decoder_input_ids=batch.tgt_in, labels=labels).loss
+
+    return {"system": "transformers.MarianMTModel",
+            "attention": model.config._attn_implementation,
+            **timed_steps(model, loss_of, config, src, tgt, precision, steps, warmup)}
 
 
 def measure_in_fresh_process(system: str, args) -> dict:
