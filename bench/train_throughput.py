@@ -38,6 +38,16 @@ from nmt.models import build_model  # noqa: E402
 from nmt.training import autocast, label_smoothed_loss  # noqa: E402
 
 
+def model_summary(config) -> dict:
+    m = config.model
+    if m.arch == "rnn":
+        sizes = {"embed_dim": m.embed_dim, "hidden_size": m.hidden_size, "layers": m.rnn_layers}
+    else:
+        sizes = {"d_model": m.d_model, "layers": [m.n_encoder_layers, m.n_decoder_layers],
+                 "heads": m.n_heads, "d_ff": m.d_ff}
+    return {"arch": m.arch, **sizes, "vocab": config.data.vocab_size}
+
+
 def corpus_ids(config, vocab_size: int):
     """Token ids of the training split when it and a vocabulary exist, else length-matched noise."""
     from nmt.corpus import load_split
@@ -173,12 +183,9 @@ def main() -> None:
             attention = args.system.split("-")[1]
             results = [measure_marian(config, src, tgt, vocab, args.steps, args.warmup, p,
                                       attention) for p in precisions]
-    m = config.model
     print(json.dumps({
         "benchmark": "train_throughput", "data": source, "max_tokens": config.train.max_tokens,
-        "model": {"arch": m.arch, "d_model": m.d_model, "layers": [m.n_encoder_layers,
-                  m.n_decoder_layers], "heads": m.n_heads, "d_ff": m.d_ff,
-                  "vocab": config.data.vocab_size},
+        "model": model_summary(config),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "results": results,
         **({"peer_comparison": comparison} if comparison else {}),
     }, indent=2))

@@ -76,6 +76,10 @@ class TrainConfig:
     max_tokens: int = 4000  # token budget of a batch: source + target, padding counted
     lr: float = 1e-3  # peak learning rate, reached after warmup
     warmup_steps: int = 1000
+    # After warmup: "inverse_sqrt" (lr * sqrt(warmup / step), open-ended) or "linear" (down to 0
+    # at max_steps, so the last updates anneal instead of stopping at whatever lr was reached).
+    lr_schedule: str = "inverse_sqrt"
+    max_steps: int = 0  # stop after this many updates; 0 means none ("linear" needs it)
     adam_beta1: float = 0.9
     adam_beta2: float = 0.98
     adam_eps: float = 1e-9
@@ -253,6 +257,13 @@ def validate(config: Config, where: str = "config") -> None:
             problems.append(f"{name} must be positive, got {getattr(section, name)}")
     if t.lr <= 0:
         problems.append(f"train.lr must be positive, got {t.lr}")
+    if t.lr_schedule not in ("inverse_sqrt", "linear"):
+        problems.append(f"train.lr_schedule must be 'inverse_sqrt' or 'linear', got {t.lr_schedule!r}")
+    if t.max_steps < 0:
+        problems.append(f"train.max_steps must be 0 (none) or positive, got {t.max_steps}")
+    if t.lr_schedule == "linear" and t.max_steps <= t.warmup_steps:
+        problems.append(f"train.lr_schedule 'linear' decays to 0 at train.max_steps, which must "
+                        f"exceed train.warmup_steps ({t.warmup_steps}); got {t.max_steps}")
     if t.precision not in ("bf16", "fp32"):
         problems.append(f"train.precision must be 'bf16' or 'fp32', got {t.precision!r}")
     if t.device not in ("auto", "cpu", "cuda"):

@@ -1,6 +1,6 @@
 """The training loop: one function, flat, the same on one process or many (torchrun).
 
-Label-smoothed cross-entropy, Adam with linear warmup and inverse-square-root decay, gradient
+Label-smoothed cross-entropy, Adam with linear warmup and inverse-square-root or linear decay, gradient
 clipping, token-budget batches, bf16 autocast with fp32 master weights, an evaluation every epoch
 (val loss, val BLEU with greedy search), the best model kept by val BLEU, early stopping, the last
 N epochs averaged. Everything needed to continue exactly where it stopped is saved every
@@ -60,6 +60,25 @@ def inverse_sqrt_schedule(step: int, warmup: int) -> float:
     """lr factor: linear warmup to 1 over ``warmup`` steps, then sqrt(warmup / step)."""
     step = max(step, 1)
     return min(step / warmup, math.sqrt(warmup / step)) if warmup > 0 else 1.0 / math.sqrt(step)
+
+
+def linear_schedule(step: int, warmup: int, max_steps: int) -> float:
+    """lr factor: linear warmup to 1 over ``warmup`` steps, then linear decay to 0 at ``max_steps``.
+
+    With a known number of updates, ending at lr 0 anneals the weights into a minimum instead of
+    leaving them wherever a still-large step put them ("Budgeted Training", Li et al., 2020).
+    """
+    step = max(step, 1)
+    if step < warmup:
+        return step / warmup
+    return max(0.0, (max_steps - step) / max(max_steps - warmup, 1))
+
+
+def lr_factor(train_config, step: int) -> float:
+    t = train_config
+    if t.lr_schedule == "linear":
+        return linear_schedule(step, t.warmup_steps, t.max_steps)
+    return inverse_sqrt_schedule(step, t.warmup_steps)
 
 
 def label_smoothed_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -267,7 +286,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, betas=(t.adam_beta1, t.adam_beta2),
                                  eps=t.adam_eps, weight_decay=t.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: inverse_sqrt_schedule(step, t.warmup_steps))
+        optimizer, lambda step: lr_factor(t, step))
     progress = Progress()
 
     state = load_training_state(run_dir, log=log) if resume else None
@@ -317,11 +336,11 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
         else None
     budget = t.max_minutes * 60 if t.max_minutes > 0 else float("inf")
     spm_path = run_dir / "spm.model"
-    out_of_time = False
+    budget_spent = False
     try:
         from tqdm import tqdm
 
-        while progress.epoch < t.max_epochs and not out_of_time:
+        while progress.epoch < t.max_epochs and not budget_spent:
             batches = plan.epoch(progress.epoch)
             bar = tqdm(total=len(batches), initial=progress.batch_in_epoch, file=sys.stderr,
                        desc=f"epoch {progress.epoch + 1}", disable=rank() != 0, leave=False,
@@ -377,14 +396,18 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
                 if requested:
                     raise Interrupted()
                 if progress.elapsed >= budget:
-                    out_of_time = True
+                    budget_spent = True
                     log(f"wall-time budget of {t.max_minutes} minutes reached")
+                    break
+                if t.max_steps and progress.step >= t.max_steps:
+                    budget_spent = True  # the same ending as the time budget: evaluate, stop
+                    log(f"{t.max_steps} updates done (train.max_steps)")
                     break
             bar.close()
             # ---- end of an epoch (or of the time budget): evaluate, keep, average
             epoch_done = progress.epoch + 1
-            progress.epoch += 1 if not out_of_time else 0
-            progress.batch_in_epoch = 0 if not out_of_time else progress.batch_in_epoch
+            progress.epoch += 1 if not budget_spent else 0
+            progress.batch_in_epoch = 0 if not budget_spent else progress.batch_in_epoch
             if rank() == 0:
                 eval_start = time.perf_counter()
                 metrics = evaluate(model, valid, t.precision, config.decode.max_tokens,

@@ -47,6 +47,10 @@ def test_impossible_values_are_rejected():
         apply_overrides(Config(), ["model.dropout=-0.1"])
     with pytest.raises(ConfigError, match="train.device"):
         apply_overrides(Config(), ["train.device=tpu"])
+    with pytest.raises(ConfigError, match="train.max_steps"):  # linear decay needs an end
+        apply_overrides(Config(), ["train.lr_schedule=linear"])
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        apply_overrides(Config(), ["train.lr_schedule=cosine"])
 
 
 def test_json_round_trip():

@@ -13,7 +13,13 @@ from nmt.batching import BatchPlan
 from nmt.errors import NmtError
 from nmt.models import build_model
 from nmt.search import greedy_search
-from nmt.training import inverse_sqrt_schedule, label_smoothed_loss, train, training_device
+from nmt.training import (
+    inverse_sqrt_schedule,
+    label_smoothed_loss,
+    linear_schedule,
+    train,
+    training_device,
+)
 from nmt.translator import Translator
 
 
@@ -21,6 +27,26 @@ def test_schedule_warms_up_then_decays():
     assert inverse_sqrt_schedule(50, 100) == pytest.approx(0.5)
     assert inverse_sqrt_schedule(100, 100) == pytest.approx(1.0)
     assert inverse_sqrt_schedule(400, 100) == pytest.approx(0.5)
+
+
+def test_linear_schedule_warms_up_then_reaches_zero_at_max_steps():
+    assert linear_schedule(50, 100, 1100) == pytest.approx(0.5)
+    assert linear_schedule(100, 100, 1100) == pytest.approx(1.0)
+    assert linear_schedule(600, 100, 1100) == pytest.approx(0.5)
+    assert linear_schedule(1100, 100, 1100) == 0.0
+    assert linear_schedule(1500, 100, 1100) == 0.0  # never negative
+
+
+def test_max_steps_stops_training_with_the_linear_schedule_at_zero(tmp_path, toy_corpus_dir):
+    run = tmp_path / "run"
+    train(tiny_config(toy_corpus_dir, max_epochs=50, lr_schedule="linear", max_steps=30,
+                      warmup_steps=5, average_last=0), run)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if r["kind"] == "train"]
+    lrs = [r["lr"] for r in rows if r["kind"] == "train"]
+    assert max(steps) == 30 and [r for r in rows if r["kind"] == "eval"][-1]["step"] == 30
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == 0.0  # decayed to exactly 0 at step 30
+    assert (run / "last" / "model.safetensors").is_file()
 
 
 def test_device_auto_takes_a_gpu_only_when_there_is_one(monkeypatch):
