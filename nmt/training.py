@@ -74,8 +74,8 @@ def linear_schedule(step: int, warmup: int, max_steps: int) -> float:
     return max(0.0, (max_steps - step) / max(max_steps - warmup, 1))
 
 
-def lr_factor(train_config, step: int) -> float:
-    t = train_config
+def lr_factor(t, step: int) -> float:
+    """The configured schedule's factor (``t``: a TrainConfig)."""
     if t.lr_schedule == "linear":
         return linear_schedule(step, t.warmup_steps, t.max_steps)
     return inverse_sqrt_schedule(step, t.warmup_steps)
@@ -395,16 +395,14 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
                     requested = bool(flag.item())
                 if requested:
                     raise Interrupted()
-                if progress.elapsed >= budget:
+                # Either budget ends the run the same way: evaluate what was trained, then stop.
+                if progress.elapsed >= budget or 0 < t.max_steps <= progress.step:
                     budget_spent = True
-                    log(f"wall-time budget of {t.max_minutes} minutes reached")
-                    break
-                if t.max_steps and progress.step >= t.max_steps:
-                    budget_spent = True  # the same ending as the time budget: evaluate, stop
-                    log(f"{t.max_steps} updates done (train.max_steps)")
+                    log(f"wall-time budget of {t.max_minutes} minutes reached"
+                        if progress.elapsed >= budget else f"{t.max_steps} updates done")
                     break
             bar.close()
-            # ---- end of an epoch (or of the time budget): evaluate, keep, average
+            # ---- end of an epoch (or of the budget): evaluate, keep, average
             epoch_done = progress.epoch + 1
             progress.epoch += 1 if not budget_spent else 0
             progress.batch_in_epoch = 0 if not budget_spent else progress.batch_in_epoch

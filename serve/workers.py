@@ -26,6 +26,7 @@ import torch
 
 log = logging.getLogger("nmt.serve")
 
+
 class WorkerDied(Exception):
     """A worker process ended in the middle of a batch (killed, out of memory)."""
 
