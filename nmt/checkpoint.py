@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,21 +24,10 @@ from safetensors.torch import load_file, save_file
 from nmt.config import Config, ConfigError, config_from_dict
 from nmt.corpus import sha256
 from nmt.errors import NmtError
+from nmt.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 
 MODEL_FILES = ("config.json", "model.safetensors", "spm.model")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+CHECKSUMS = "SHA256SUMS"
 
 
 def replace_dir(staging: Path, target: Path) -> None:
@@ -70,11 +60,34 @@ def save_model_dir(path: str | Path, model: torch.nn.Module, config: Config, spm
             (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         if card is not None:
             (staging / "README.md").write_text(card, encoding="utf-8")
+        write_checksums(staging)
         replace_dir(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+def write_checksums(folder: Path) -> None:
+    """``SHA256SUMS`` (``sha256sum -c`` reads it) over every file of a model directory."""
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS)
+    (folder / CHECKSUMS).write_text("".join(f"{sha256(folder / n)}  {n}\n" for n in names))
+
+
+def verify_checksums(folder: Path) -> None:
+    """Every file the directory's ``SHA256SUMS`` lists, intact; one line naming a damaged one."""
+    sums = folder / CHECKSUMS
+    if not sums.is_file():
+        return  # a directory from before checksums: nothing to compare with
+    for number, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), start=1):
+        digest, _, name = line.partition("  ")
+        if not name or "/" in name or name.startswith("."):
+            raise NmtError(f"{sums}:{number}: expected '<sha256>  <file name>'")
+        if not (folder / name).is_file():
+            raise NmtError(f"{folder / name}: missing (listed in {CHECKSUMS})")
+        if sha256(folder / name) != digest:
+            raise NmtError(f"{folder / name}: checksum mismatch: the file is damaged "
+                           f"(it differs from {CHECKSUMS}); copy the model directory again")
 
 
 def read_model_config(path: str | Path) -> Config:
@@ -84,6 +97,7 @@ def read_model_config(path: str | Path) -> Config:
     missing = [name for name in MODEL_FILES if not (path / name).is_file()]
     if missing:
         raise NmtError(f"{path}: not a model directory (missing {', '.join(missing)})")
+    verify_checksums(path)
     try:
         raw = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -119,14 +133,29 @@ def load_weights(model: torch.nn.Module, weights_path: str | Path) -> None:
 # ----------------------------------------------------------------------------- training states
 
 
+_STATE_NAME = re.compile(r"state-\d{8}\.pt")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _read_manifest(run_dir: Path) -> list[dict]:
+    """The manifest's entries, each checked: a state file's bare name (never a path, so nothing
+    outside the run folder is ever read or deleted), its step and its SHA-256."""
     manifest = run_dir / "states.json"
     if not manifest.is_file():
         return []
     try:
-        return json.loads(manifest.read_text())["states"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+        entries = json.loads(manifest.read_text())["states"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
         raise NmtError(f"{manifest}: corrupted state manifest") from None
+    if not isinstance(entries, list):
+        raise NmtError(f"{manifest}: corrupted state manifest ('states' is not a list)")
+    for entry in entries:
+        if not (isinstance(entry, dict) and isinstance(entry.get("file"), str)
+                and _STATE_NAME.fullmatch(entry["file"]) and isinstance(entry.get("step"), int)
+                and isinstance(entry.get("sha256"), str) and _SHA256.fullmatch(entry["sha256"])):
+            raise NmtError(f"{manifest}: invalid entry {json.dumps(entry)[:120]} (expected "
+                           "file 'state-NNNNNNNN.pt', an integer step and a sha256)")
+    return entries
 
 
 def save_training_state(run_dir: str | Path, state: dict, step: int, keep: int = 2) -> Path:

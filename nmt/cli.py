@@ -62,11 +62,11 @@ def cmd_data_stats(args) -> None:
 
 def cmd_data_vocab(args) -> None:
     from nmt.config import load_config
-    from nmt.corpus import load_split
+    from nmt.data import augmented_train
     from nmt.tokenizer import train_tokenizer
 
     config = load_config(args.config, args.set)
-    data = load_split(config.data, config.data.train_split)
+    data = augmented_train(config, log=eprint)
     tok = train_tokenizer(data.src + data.tgt, args.out, config.data.vocab_size,
                           config.data.spm_model_type)
     eprint(f"wrote {args.out}: {tok.vocab_size} pieces ({config.data.spm_model_type})")
@@ -75,31 +75,54 @@ def cmd_data_vocab(args) -> None:
 # ----------------------------------------------------------------------------- nmt train
 
 
+# What may change when a run is resumed: its budget and its bookkeeping. Anything else (the
+# model, the data, the optimizer) would make the states on disk describe another run.
+RESUMABLE = ("train.max_minutes", "train.max_steps", "train.max_epochs", "train.patience",
+             "train.save_every_steps", "train.log_every_steps", "train.eval_max_sentences",
+             "train.threads")
+
+
+def resume_overrides(args) -> list[str]:
+    if args.config or args.src_file or args.tgt_file or args.tsv or args.run_dir:
+        raise NmtError("--resume continues a run as it was configured; --config, --run-dir, "
+                       "--src-file, --tgt-file and --tsv start a new one")
+    for item in args.set:
+        key = item.split("=", 1)[0].strip()
+        if key not in RESUMABLE:
+            raise NmtError(f"--set {item!r}: {key} cannot change in the middle of a run; on "
+                           f"--resume only {', '.join(RESUMABLE)} can")
+    return list(args.set)
+
+
 def cmd_train(args) -> None:
+    import shlex
+
     from nmt.memory import keep_freed_memory
 
     keep_freed_memory()  # before torch allocates anything (nmt/memory.py)
     from nmt.config import load_config
 
-    overrides = list(args.set)
-    if args.src_file or args.tgt_file:
-        overrides += [f"data.src_file={args.src_file or ''}", f"data.tgt_file={args.tgt_file or ''}"]
-    if args.tsv:
-        overrides.append(f"data.tsv_file={args.tsv}")
+    command = "nmt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
     if args.resume:
         run_dir = Path(args.resume)
         saved = run_dir / "config.json"
         if not saved.is_file():
-            raise NmtError(f"{run_dir}: no run to resume (config.json missing)")
-        config = load_config(saved, overrides)
+            raise NmtError(f"{saved}: missing, so there is no run to resume here")
+        config = load_config(saved, resume_overrides(args))
     else:
         if not args.config:
             raise NmtError("give --config FILE (e.g. configs/transformer-de-en.toml) or --resume RUN_DIR")
+        overrides = list(args.set)
+        if args.src_file or args.tgt_file:
+            overrides += [f"data.src_file={args.src_file or ''}",
+                          f"data.tgt_file={args.tgt_file or ''}"]
+        if args.tsv:
+            overrides.append(f"data.tsv_file={args.tsv}")
         config = load_config(args.config, overrides)
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
     from nmt.training import train
 
-    train(config, run_dir, resume=bool(args.resume))
+    train(config, run_dir, resume=bool(args.resume), command=command)
 
 
 # ----------------------------------------------------------------------------- nmt translate
@@ -172,17 +195,31 @@ def add_quantize(parser) -> None:
                              "or none (fp32)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nmt", description="Neural machine translation: "
-                                     "train, translate, evaluate, serve.")
-    parser.add_argument("--version", action="version", version=f"nmt {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one worth saying."""
 
-    data = commands.add_parser("data", help="get and inspect corpora").add_subparsers(
-        dest="data_command", required=True)
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "default" not in text and action.option_strings and default is not None \
+                and default is not False and default not in ([], "", argparse.SUPPRESS):
+            text += f" (default: {action.default})"
+        return text
+
+
+def subcommands(parser, dest: str):
+    """A subcommand group whose commands' help names every default."""
+    group = parser.add_subparsers(dest=dest, required=True)
+    add = group.add_parser
+    group.add_parser = lambda *a, **k: add(*a, formatter_class=DefaultsFormatter, **k)
+    return group
+
+
+def add_data_commands(commands) -> None:
+    data = subcommands(commands.add_parser("data", help="get and inspect corpora"), "data_command")
     fetch = data.add_parser("fetch", help="download a corpus and check its checksums")
     fetch.add_argument("corpus", help="multi30k")
-    fetch.add_argument("--dest", default="data/multi30k")
+    fetch.add_argument("--dest", default="data/multi30k", help="folder to put the files in")
     group = fetch.add_mutually_exclusive_group()
     group.add_argument("--from", dest="from_dir", help="copy from a local mirror folder")
     group.add_argument("--source", choices=["github", "hub"], default="github",
@@ -190,21 +227,25 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(func=cmd_data_fetch)
     stats = data.add_parser("stats", help="lines, words, subwords and lengths per split")
     stats.add_argument("--data", default="data/multi30k", help="folder of {split}.{lang}.gz files")
-    stats.add_argument("--pair", default="de-en")
-    stats.add_argument("--spm", help="SentencePiece model to count subwords with")
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--pair", default="de-en", help="source-target languages")
+    stats.add_argument("--spm", help="SentencePiece model to count subwords with (default: the "
+                       "first models/*PAIR*/spm.model)")
+    stats.add_argument("--json", action="store_true", help="print JSON rows")
     stats.set_defaults(func=cmd_data_stats)
     vocab = data.add_parser("vocab", help="train the joint SentencePiece vocabulary")
-    vocab.add_argument("--config")
-    vocab.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    vocab.add_argument("--out", default="spm.model")
+    vocab.add_argument("--config", help="TOML config (default: the built-in defaults)")
+    vocab.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override a config value (repeatable; default: none)")
+    vocab.add_argument("--out", default="spm.model", help="where to write the model")
     vocab.set_defaults(func=cmd_data_vocab)
 
+
+def add_train_and_translate(commands) -> None:
     tr = commands.add_parser("train", help="train a model from a config file")
     tr.add_argument("--config", help="TOML config, e.g. configs/transformer-de-en.toml")
     tr.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override a config value (repeatable)")
-    tr.add_argument("--run-dir", help="where the run is written (default runs/NAME)")
+    tr.add_argument("--run-dir", help="where the run is written (default: runs/NAME)")
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last state")
     tr.add_argument("--src-file", help="source side of your own parallel corpus")
     tr.add_argument("--tgt-file", help="target side of your own parallel corpus")
@@ -213,44 +254,60 @@ def build_parser() -> argparse.ArgumentParser:
 
     tl = commands.add_parser("translate", help="translate lines from stdin or a file")
     tl.add_argument("--model", required=True, help="a model directory, e.g. models/transformer-de-en")
-    tl.add_argument("--beam", type=int, default=4)
+    tl.add_argument("--beam", type=int, default=4, help="beam size (1: greedy)")
     tl.add_argument("--n-best", type=int, default=1, help="print N tab-separated alternatives")
-    tl.add_argument("--input")
-    tl.add_argument("--output")
-    tl.add_argument("--threads", type=int, default=0)
+    tl.add_argument("--input", help="file of lines to translate (default: stdin)")
+    tl.add_argument("--output", help="file to write (default: stdout)")
+    tl.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     add_quantize(tl)
     tl.set_defaults(func=cmd_translate)
 
+
+def add_evaluate_release_serve(commands) -> None:
     ev = commands.add_parser("evaluate", help="score and compare systems on a test set")
     ev.add_argument("--model", action="append", default=[], help="model directory (repeatable)")
     ev.add_argument("--hyp", action="append", default=[], metavar="NAME=FILE",
                     help="hypotheses of another system (repeatable)")
-    ev.add_argument("--data", default="data/multi30k")
-    ev.add_argument("--split", default="test_2016_flickr")
+    ev.add_argument("--data", default="data/multi30k", help="corpus folder")
+    ev.add_argument("--split", default="test_2016_flickr", help="split to score (val to tune)")
     ev.add_argument("--pair", help="e.g. de-en (default: the first model's)")
     ev.add_argument("--baseline", help="system the others are tested against")
-    ev.add_argument("--beam", type=int, default=4)
-    ev.add_argument("--out", default="reports/latest")
+    ev.add_argument("--beam", type=int, default=4, help="beam size")
+    ev.add_argument("--out", default="reports/latest", help="report folder")
+    ev.add_argument("--no-robustness", dest="robustness", action="store_false",
+                    help="skip the robustness sets (long, UPPER/lower, pass-through; default on)")
     add_quantize(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     rel = commands.add_parser("release", help="turn a training run into a scored model directory")
-    rel.add_argument("run_dir")
+    rel.add_argument("run_dir", help="a finished training run, e.g. runs/transformer-de-en")
     rel.add_argument("--to", required=True, help="e.g. models/transformer-de-en")
-    rel.add_argument("--data", default="data/multi30k")
-    rel.add_argument("--beam", type=int, default=4)
-    rel.add_argument("--command", default="", help="the command that trained it, for the card")
+    rel.add_argument("--data", default="data/multi30k", help="corpus folder")
+    rel.add_argument("--beam", type=int, default=4, help="beam size")
+    rel.add_argument("--command", default="", help="the command that trained it, for the card "
+                     "(default: the run's command.txt)")
     add_quantize(rel)
     rel.set_defaults(func=cmd_release)
 
     sv = commands.add_parser("serve", help="serve translations over HTTP")
     sv.add_argument("--model", action="append", default=None,
                     help="model directory (repeatable; default: every one under models/)")
-    sv.add_argument("--host", default=None)
-    sv.add_argument("--port", type=int, default=None)
+    sv.add_argument("--host", default=None, help="address to listen on (default: NMT_HOST or "
+                    "127.0.0.1)")
+    sv.add_argument("--port", type=int, default=None, help="port (default: NMT_PORT or 5000)")
     sv.add_argument("--quantize", choices=PRECISIONS, default=None,
                     help="weights for decoding (default int8, or NMT_QUANTIZE)")
     sv.set_defaults(func=cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nmt", description="Neural machine translation: "
+                                     "train, translate, evaluate, serve.")
+    parser.add_argument("--version", action="version", version=f"nmt {__version__}")
+    commands = subcommands(parser, "command")
+    add_data_commands(commands)
+    add_train_and_translate(commands)
+    add_evaluate_release_serve(commands)
     return parser
 
 

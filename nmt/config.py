@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -47,6 +48,12 @@ class DataConfig:
     spm_model_type: str = "unigram"
     # Pairs longer than this many subwords (either side) are dropped from training, with a count.
     max_tokens_per_sentence: int = 128
+    # Training pairs for what people type (nmt/augment.py; docs/TUNING.md measures each).
+    join_fraction: float = 0.0  # extra pairs of 2..join_max consecutive pairs joined, per pair
+    join_max: int = 4
+    lowercase_fraction: float = 0.0  # extra copies with the source lowercased, per pair
+    placeholder_fraction: float = 0.0  # pairs whose shared numbers become placeholders
+    span_fraction: float = 0.0  # pairs given a placeholder or invented name on both sides
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,10 @@ class DecodeConfig:
     max_len_ratio: float = 1.5  # a hypothesis may be at most ratio * |x| + offset tokens long
     max_len_offset: int = 10
     max_tokens: int = 6000  # token budget of a translation batch (sentences x beams x length)
+    # Safety nets of nmt/translator.py: a longer sentence is halved at a space; a translation
+    # with fewer subwords than this share of its source's is retried clause by clause.
+    max_source_tokens: int = 200
+    min_length_ratio: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -236,42 +247,92 @@ def apply_overrides(config: Config, overrides: list[str], where: str = "--set") 
     return config
 
 
-def validate(config: Config, where: str = "config") -> None:
-    """Reject impossible values before any work starts."""
+# What each value may be. Every field of every section has a rule (a test checks that), so a
+# bad value is refused when the config is read, in one line naming it, never deep in training.
+def _range(low=None, high=None, low_open=False, high_open=False):
+    def check(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        return not ((low is not None and (value <= low if low_open else value < low))
+                    or (high is not None and (value >= high if high_open else value > high)))
+    text = " and ".join(
+        ([f"{'>' if low_open else '>='} {low}"] if low is not None else [])
+        + ([f"{'<' if high_open else '<='} {high}"] if high is not None else []))
+    return check, text or "a finite number"
+
+
+def _choice(*options):
+    return (lambda value: value in options), "one of " + ", ".join(repr(o) for o in options)
+
+
+def _language():
+    return (lambda value: bool(value) and value.isascii() and value.isalnum()), \
+        "a language code such as 'de'"
+
+
+_ANY = ((lambda value: True), "anything")
+_POSITIVE, _NON_NEGATIVE = _range(1), _range(0)
+_SHARE = _range(0.0, 1.0)
+_DROPOUT = _range(0.0, 1.0, high_open=True)
+RULES: dict[str, dict[str, tuple]] = {
+    "data": {"corpus": _ANY, "src_lang": _language(), "tgt_lang": _language(),
+             "train_split": _ANY, "valid_split": _ANY, "src_file": _ANY, "tgt_file": _ANY,
+             "tsv_file": _ANY, "valid_src_file": _ANY, "valid_tgt_file": _ANY,
+             "vocab_size": _range(16), "spm_model_type": _choice("unigram", "bpe"),
+             "max_tokens_per_sentence": _range(2), "join_fraction": _SHARE, "join_max": _range(2),
+             "lowercase_fraction": _SHARE, "placeholder_fraction": _SHARE, "span_fraction": _SHARE},
+    "model": {"arch": _choice("transformer", "rnn"), "d_model": _POSITIVE, "n_heads": _POSITIVE,
+              "n_encoder_layers": _POSITIVE, "n_decoder_layers": _POSITIVE, "d_ff": _POSITIVE,
+              "dropout": _DROPOUT, "attention_dropout": _DROPOUT, "pre_norm": _ANY,
+              "max_positions": _range(16), "embed_dim": _POSITIVE, "hidden_size": _POSITIVE,
+              "rnn_layers": _POSITIVE, "tie_embeddings": _ANY},
+    "train": {"seed": _NON_NEGATIVE, "max_tokens": _range(8), "lr": _range(0.0, 1.0, low_open=True),
+              "warmup_steps": _NON_NEGATIVE, "lr_schedule": _choice("inverse_sqrt", "linear"),
+              "max_steps": _NON_NEGATIVE, "adam_beta1": _range(0.0, 1.0, high_open=True),
+              "adam_beta2": _range(0.0, 1.0, high_open=True),
+              "adam_eps": _range(0.0, 1.0, low_open=True), "weight_decay": _range(0.0, 1.0),
+              "label_smoothing": _DROPOUT, "clip_norm": _range(0.0), "max_epochs": _POSITIVE,
+              "max_minutes": _range(0.0), "patience": _NON_NEGATIVE, "average_last": _POSITIVE,
+              "precision": _choice("bf16", "fp32"), "threads": _NON_NEGATIVE,
+              "device": _choice("auto", "cpu", "cuda"), "save_every_steps": _NON_NEGATIVE,
+              "log_every_steps": _POSITIVE, "eval_max_sentences": _NON_NEGATIVE},
+    "decode": {"beam_size": _range(1, 64), "length_penalty": _range(0.0, 10.0),
+               "max_len_ratio": _range(0.0, 10.0, low_open=True), "max_len_offset": _range(0, 1000),
+               "max_tokens": _range(8), "max_source_tokens": _range(8),
+               "min_length_ratio": _range(0.0, 1.0, high_open=True)},
+}
+
+
+def _relations(config: Config) -> list[str]:
+    """Problems between values (each value alone being fine)."""
     m, t, d, dec = config.model, config.train, config.data, config.decode
     problems = []
-    if m.arch not in ("transformer", "rnn"):
-        problems.append(f"model.arch must be 'transformer' or 'rnn', got {m.arch!r}")
-    if m.d_model <= 0 or m.n_heads <= 0 or m.d_model % m.n_heads:
-        problems.append(f"model.d_model ({m.d_model}) must be divisible by model.n_heads ({m.n_heads})")
-    for name in ("dropout", "attention_dropout", "label_smoothing"):
-        section = t if name == "label_smoothing" else m
-        value = getattr(section, name)
-        if not 0.0 <= value < 1.0:
-            problems.append(f"{name} must be in [0, 1), got {value}")
-    for section, name in [(m, "d_ff"), (m, "embed_dim"), (m, "hidden_size"), (m, "rnn_layers"),
-                          (m, "n_encoder_layers"), (m, "n_decoder_layers"), (t, "max_tokens"),
-                          (d, "vocab_size"), (dec, "beam_size"), (dec, "max_tokens"),
-                          (d, "max_tokens_per_sentence")]:
-        if getattr(section, name) <= 0:
-            problems.append(f"{name} must be positive, got {getattr(section, name)}")
-    if t.lr <= 0:
-        problems.append(f"train.lr must be positive, got {t.lr}")
-    if t.lr_schedule not in ("inverse_sqrt", "linear"):
-        problems.append(f"train.lr_schedule must be 'inverse_sqrt' or 'linear', got {t.lr_schedule!r}")
-    if t.max_steps < 0:
-        problems.append(f"train.max_steps must be 0 (none) or positive, got {t.max_steps}")
+    if m.d_model % m.n_heads:
+        problems.append(f"model.d_model ({m.d_model}) must be divisible by model.n_heads "
+                        f"({m.n_heads})")
     if t.lr_schedule == "linear" and t.max_steps <= t.warmup_steps:
         problems.append(f"train.lr_schedule 'linear' decays to 0 at train.max_steps, which must "
                         f"exceed train.warmup_steps ({t.warmup_steps}); got {t.max_steps}")
-    if t.precision not in ("bf16", "fp32"):
-        problems.append(f"train.precision must be 'bf16' or 'fp32', got {t.precision!r}")
-    if t.device not in ("auto", "cpu", "cuda"):
-        problems.append(f"train.device must be 'auto', 'cpu' or 'cuda', got {t.device!r}")
-    if d.spm_model_type not in ("unigram", "bpe"):
-        problems.append(f"data.spm_model_type must be 'unigram' or 'bpe', got {d.spm_model_type!r}")
-    if d.vocab_size < 16 and d.vocab_size > 0:
-        problems.append(f"data.vocab_size must be at least 16, got {d.vocab_size}")
+    longest_target = int(dec.max_source_tokens * dec.max_len_ratio) + dec.max_len_offset + 2
+    needed = max(d.max_tokens_per_sentence, dec.max_source_tokens, longest_target) + 1
+    if m.arch == "transformer" and m.max_positions < needed:
+        problems.append(f"model.max_positions ({m.max_positions}) must cover the longest "
+                        f"sequence the config allows ({needed}: data.max_tokens_per_sentence, "
+                        "decode.max_source_tokens and the target length they permit)")
+    return problems
+
+
+def validate(config: Config, where: str = "config") -> None:
+    """Reject impossible values before any work starts: one line, naming each key and value."""
+    problems = []
+    for section, rules in RULES.items():
+        values = getattr(config, section)
+        for key, (check, allowed) in rules.items():
+            value = getattr(values, key)
+            if not check(value):
+                problems.append(f"{section}.{key} = {value!r}: must be {allowed}")
+    if not problems:
+        problems = _relations(config)
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
 

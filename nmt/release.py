@@ -7,13 +7,14 @@ used to choose), scores it on val and test_2016_flickr, and writes ``metrics.jso
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from nmt.checkpoint import replace_dir
+from nmt.checkpoint import replace_dir, write_checksums
 from nmt.config import DEFAULT_PRECISION
 from nmt.corpus import read_parallel, split_file
 from nmt.errors import NmtError
@@ -43,8 +44,8 @@ CARD = """# {name}
 | architecture | {arch} |
 | parameters | {parameters:,} |
 | vocabulary | joint SentencePiece {spm_type}, {vocab} pieces |
-| training data | Multi30k (task 1) train, 29,000 sentence pairs |
-| model selection | `{selected}/` of the run, chosen by val BLEU (beam {beam}) over the others |
+| training data | Multi30k (task 1) train, 29,000 sentence pairs{augmented} |
+| model selection | `{selected}/` of the run and length penalty {alpha}, chosen by val BLEU (beam {beam}) |
 | training time | {minutes} minutes of training steps |
 | hardware | {hardware} |
 
@@ -75,25 +76,74 @@ this model inherits those terms.
 """
 
 
-def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int = 4,
-            command: str = "", quantize: str = DEFAULT_PRECISION, log=print) -> Path:
+LENGTH_PENALTIES = (0.6, 1.0, 1.5, 2.0)  # GNMT alpha values release tries on val
+
+
+def with_length_penalty(translator: Translator, alpha: float) -> Translator:
+    translator.config = translator.config.replace(
+        decode=dataclasses.replace(translator.config.decode, length_penalty=alpha))
+    return translator
+
+
+def choose_on_val(run_dir: Path, data: str, beam_size: int, quantize: str,
+                  penalties: tuple[float, ...], log) -> tuple[Path, Translator, dict, dict]:
+    """The run's best/ or averaged/ and the length penalty with the highest val BLEU."""
     candidates = [run_dir / name for name in ("best", "averaged") if (run_dir / name).is_dir()]
     if not candidates:
         raise NmtError(f"{run_dir}: no best/ or averaged/ model directory (has training finished?)")
-    scored = []
+    scored, all_scores = [], {}
     for path in candidates:
         translator = Translator.load(path, quantize=quantize)
-        val = score_split(translator, data, "val", beam_size)
-        log(f"{path.name}: val BLEU {val['bleu']:.2f} (beam {beam_size})")
-        scored.append((val["bleu"], path, translator, val))
-    _, chosen, translator, val = max(scored, key=lambda item: item[0])
+        for alpha in penalties:
+            val = score_split(with_length_penalty(translator, alpha), data, "val", beam_size)
+            log(f"{path.name}: val BLEU {val['bleu']:.2f} (beam {beam_size}, length penalty {alpha})")
+            scored.append((val["bleu"], path, alpha, val))
+            all_scores[f"{path.name} lp={alpha}"] = val
+    _, chosen, alpha, val = max(scored, key=lambda item: item[0])
+    translator = with_length_penalty(Translator.load(chosen, quantize=quantize), alpha)
+    return chosen, translator, val, all_scores
+
+
+def training_command(run_dir: Path, config) -> str:
+    """The command that trained the run, as ``nmt train`` recorded it."""
+    recorded = run_dir / "command.txt"
+    if recorded.is_file():
+        return recorded.read_text(encoding="utf-8").strip()
+    return f"nmt train --config configs/{config.name}.toml"
+
+
+def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int = 4,
+            command: str = "", quantize: str = DEFAULT_PRECISION, log=print,
+            penalties: tuple[float, ...] = LENGTH_PENALTIES) -> Path:
+    chosen, translator, val, candidates = choose_on_val(run_dir, data, beam_size, quantize,
+                                                        penalties, log)
+    config = translator.config
     test = score_split(translator, data, "test_2016_flickr", beam_size)
-    log(f"chose {chosen.name}/: test_2016_flickr BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f}")
+    log(f"chose {chosen.name}/ with length penalty {config.decode.length_penalty}: "
+        f"test_2016_flickr BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f}")
     training = json.loads((chosen / "metrics.json").read_text())["training"] \
         if (chosen / "metrics.json").is_file() else {}
-    config = translator.config
     metrics = {"val": val, "test_2016_flickr": test, "selected": chosen.name,
-               "candidates": {p.name: s for s, p, _, _ in scored}, "training": training}
+               "length_penalty": config.decode.length_penalty,
+               "candidates": candidates, "training": training}
+    card = model_card(to.name, config, translator, training, chosen.name, beam_size, quantize,
+                      val, test, command or training_command(run_dir, config), run_dir.name)
+    to.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}.tmp-"))
+    for name in ("model.safetensors", "spm.model"):
+        shutil.copyfile(chosen / name, staging / name)
+    (staging / "config.json").write_text(config.to_json(), encoding="utf-8")
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (staging / "README.md").write_text(card, encoding="utf-8")
+    write_checksums(staging)
+    replace_dir(staging, to)
+    log(f"wrote {to}")
+    return to
+
+
+def model_card(name: str, config, translator: Translator, training: dict, selected: str,
+               beam_size: int, quantize: str, val: dict, test: dict, command: str,
+               run: str) -> str:
     rows = "\n".join(f"| {split} | {m['bleu']:.2f} | {m['bleu_lc']:.2f} | {m['chrf']:.2f} |"
                      for split, m in (("val", val), ("test_2016_flickr", test)))
     m = config.model
@@ -107,23 +157,26 @@ def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int
                    if config.model.arch == "transformer" else
                    "The RNN baseline of nmt, trained with the same data, vocabulary size, search "
                    "and time budget as the Transformer.")
-    card = CARD.format(
-        name=to.name, description=description, src=config.data.src_lang, tgt=config.data.tgt_lang,
+    return CARD.format(
+        name=name, description=description, src=config.data.src_lang, tgt=config.data.tgt_lang,
         arch=arch, parameters=training.get("parameters", translator.parameters),
         spm_type=config.data.spm_model_type, vocab=translator.tokenizer.vocab_size,
-        selected=chosen.name, beam=beam_size, minutes=training.get("training_minutes", "?"),
+        selected=selected, beam=beam_size, minutes=training.get("training_minutes", "?"),
         hardware=training.get("hardware", "?"), alpha=config.decode.length_penalty, rows=rows,
         weights="fp32" if quantize == "none" else quantize, quantize=quantize,
         bleu_sig=test["bleu_signature"], lc_sig=test["bleu_lc_signature"],
-        chrf_sig=test["chrf_signature"],
-        command=command or f"nmt train --config configs/{config.name}.toml",
-        run=run_dir.name)
-    to.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}.tmp-"))
-    for name in ("config.json", "model.safetensors", "spm.model"):
-        shutil.copyfile(chosen / name, staging / name)
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (staging / "README.md").write_text(card, encoding="utf-8")
-    replace_dir(staging, to)
-    log(f"wrote {to}")
-    return to
+        chrf_sig=test["chrf_signature"], command=command, run=run, augmented=augmented(config))
+
+
+def augmented(config) -> str:
+    """The card's note on nmt/augment.py's transforms, as the config set them."""
+    d = config.data
+    parts = [f"{d.join_fraction:.0%} more joined from 2-{d.join_max} consecutive pairs"
+             if d.join_fraction else "",
+             f"{d.lowercase_fraction:.0%} more with the source lowercased"
+             if d.lowercase_fraction else "",
+             f"shared numbers as placeholders in {d.placeholder_fraction:.0%} of the pairs having them"
+             if d.placeholder_fraction else "",
+             f"a placeholder or invented name in {d.span_fraction:.0%}" if d.span_fraction else ""]
+    parts = [p for p in parts if p]
+    return "; augmented (nmt/augment.py): " + ", ".join(parts) if parts else ""

@@ -38,11 +38,8 @@ def parse_hyp(spec: str) -> tuple[str, Path]:
     return name.strip(), Path(path)
 
 
-def translate_with(model_dir: Path, sources: list[str], beam_size: int, quantize: str,
+def translate_with(translator, model_dir: Path, sources: list[str], beam_size: int,
                    log) -> System:
-    from nmt.translator import Translator
-
-    translator = Translator.load(model_dir, quantize=quantize)
     start = time.perf_counter()
     hypotheses = translator.translate(sources, beam_size=beam_size)
     seconds = time.perf_counter() - start
@@ -147,6 +144,8 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {row['bucket']} | {row['sentences']} | "
                      + " | ".join(fmt(b[i]["bleu"]) for b in buckets) + " | "
                      + " | ".join(fmt(b[i]["chrf"]) for b in buckets) + " |")
+    if "robustness" in report:
+        lines += [""] + render_robustness(report["robustness"])
     lines += ["", "## Examples", ""]
     for example in report["examples"]:
         lines.append(f"**{example['why']}** — source: {example['source']}")
@@ -156,6 +155,82 @@ def render_markdown(report: dict) -> str:
             lines.append(f"- {name}: {example['hypotheses'][name]}")
         lines.append("")
     return "\n".join(lines)
+
+
+def robustness_of(translators, sources, references, pair: str, beam_size: int, log) -> dict:
+    """nmt/robustness.py's sets from this split, every model on them, lengths by the first
+    model's vocabulary (so all systems share the buckets)."""
+    from nmt.robustness import build_sets, evaluate_robustness, source_lengths
+
+    src_lang, tgt_lang = pair.split("-")
+    sets = build_sets(sources, references, src_lang, tgt_lang)
+    lengths = source_lengths(translators[0].tokenizer, sets)
+    return {t.name: evaluate_robustness(t, sets, beam_size, lengths, log) for t in translators}
+
+
+def plot_robustness(robustness: dict, out: Path) -> None:
+    """BLEU and length ratio by source subwords, every model on one plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, result in robustness.items():
+        rows = [r for r in result["by_source_length"] if r["pairs"]]
+        labels = [r["bucket"] for r in rows]
+        axes[0].plot(labels, [r["bleu"] for r in rows], "o-", label=name)
+        axes[1].plot(labels, [r["length_ratio"] for r in rows], "o-", label=name)
+    axes[0].set(xlabel="source length (subwords)", ylabel="BLEU",
+                title="BLEU by source length (plain + joined sentences)")
+    axes[1].set(xlabel="source length (subwords)", ylabel="hypothesis / reference length",
+                title="length ratio by source length")
+    axes[1].axhline(1.0, color="grey", lw=0.8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.tick_params(axis="x", labelrotation=30)
+    fig.tight_layout()
+    fig.savefig(out, format="png", dpi=90)
+    plt.close(fig)
+
+
+def render_robustness(robustness: dict) -> list[str]:
+    names = list(robustness)
+    lines = ["## Robustness", "",
+             "Sets built from this split by `nmt/robustness.py`: *long-k* joins k consecutive "
+             "sentences into one (\", und \" / \", and \"), beside the same sentences translated one "
+             "by one; *upper* / *lower* change the source's casing (BLEU lc: lowercased BLEU; "
+             "caps: share of outputs in capitals); *pass* puts a token that must be copied "
+             "(number, date, price, code, link, e-mail, emoji, name) in source and reference.", "",
+             "| set | pairs | " + " | ".join(
+                 f"{n} BLEU | {n} BLEU lc | {n} length ratio | {n} one by one | {n} copied / caps"
+                 for n in names) + " |",
+             "|---|---" + "|---" * (5 * len(names)) + "|"]
+    for i, row in enumerate(robustness[names[0]]["sets"]):
+        cells = []
+        for n in names:
+            r = robustness[n]["sets"][i]
+            extra = fmt(r.get("copied"), 3) if "copied" in r else fmt(r.get("all_caps"), 3)
+            cells.append(f"{fmt(r['bleu'])} | {fmt(r['bleu_lc'])} | {fmt(r['length_ratio'], 3)} | "
+                         f"{fmt(r.get('one_by_one_bleu'))} | {extra}")
+        lines.append(f"| {row['set']} | {row['pairs']} | " + " | ".join(cells) + " |")
+    lines += ["", "Pass-through tokens copied exactly, by kind:", "",
+              "| system | " + " | ".join(robustness[names[0]]["sets"][-1]["copied_by_kind"]) + " |",
+              "|---" * (1 + len(robustness[names[0]]["sets"][-1]["copied_by_kind"])) + "|"]
+    for n in names:
+        kinds = robustness[n]["sets"][-1]["copied_by_kind"]
+        lines.append(f"| {n} | " + " | ".join(fmt(v, 3) for v in kinds.values()) + " |")
+    lines += ["", "### By source length (plain and joined sets pooled)", "",
+              "![robustness](robustness.png)", "",
+              "| source subwords | pairs | " + " | ".join(f"{n} BLEU | {n} length ratio"
+                                                        for n in names) + " |",
+              "|---|---" + "|---" * (2 * len(names)) + "|"]
+    for i, row in enumerate(robustness[names[0]]["by_source_length"]):
+        cells = [f"{fmt(robustness[n]['by_source_length'][i]['bleu'])} | "
+                 f"{fmt(robustness[n]['by_source_length'][i]['length_ratio'], 3)}" for n in names]
+        lines.append(f"| {row['bucket']} | {row['pairs']} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def evaluate_command(args, log=None) -> Path:
@@ -174,21 +249,16 @@ def evaluate_command(args, log=None) -> Path:
                            f"not {pair}")
     sources, references = read_parallel(split_file(args.data, args.split, src_lang),
                                         split_file(args.data, args.split, tgt_lang))
-    hyp_files = [parse_hyp(spec) for spec in args.hyp]
-    hyp_systems = []
-    for name, path in hyp_files:  # checked before any model runs
-        lines = read_lines(path)
-        if not lines or not any(line.strip() for line in lines):
-            raise NmtError(f"{path}: empty hypothesis file")
-        if len(lines) != len(references):
-            raise NmtError(f"{path}: {len(lines)} lines, but {args.split} has {len(references)} "
-                           "references")
-        hyp_systems.append(System(name, lines, {"file": str(path)}))
-    systems = [translate_with(Path(m), sources, args.beam, args.quantize, log)
-               for m in args.model] + hyp_systems
-    names = [s.name for s in systems]
-    if len(set(names)) != len(names):
-        raise NmtError(f"system names must differ: {', '.join(names)}")
+    hyp_systems = read_hyp_systems(args.hyp, len(references), args.split)
+    names = [Path(m).name for m in args.model] + [s.name for s in hyp_systems]
+    if len(set(names)) != len(names):  # before any model runs
+        raise NmtError(f"system names must differ: {', '.join(names)} (name a model by its "
+                       "directory, a file by --hyp NAME=FILE)")
+    from nmt.translator import Translator
+
+    translators = [Translator.load(m, quantize=args.quantize) for m in args.model]
+    systems = [translate_with(t, Path(m), sources, args.beam, log)
+               for t, m in zip(translators, args.model)] + hyp_systems
     baseline = args.baseline or next((s.name for s in systems if s.info.get("arch") == "rnn"),
                                      systems[0].name)
     if baseline not in names:
@@ -201,12 +271,38 @@ def evaluate_command(args, log=None) -> Path:
         report["systems"][system.name] = {
             **score_all(system.hypotheses, references), "significance": tests[system.name],
             "by_length": by_length(sources, system.hypotheses, references), "info": system.info}
+    if translators and args.robustness:
+        report["robustness"] = robustness_of(translators, sources, references, pair, args.beam,
+                                             log)
     longest = sorted(range(len(sources)), key=lambda i: -len(sources[i].split()))[:3]
     picks = [(i, "one of the longest") for i in longest] + [(i, "sample") for i in (0, 1, 2)]
     report["examples"] = [{"why": why, "source": sources[i], "reference": references[i],
                            "hypotheses": {s.name: s.hypotheses[i] for s in systems}}
                           for i, why in picks]
-    out = Path(args.out)
+    out = write_report(report, systems, Path(args.out))
+    for name, s in report["systems"].items():
+        sig = s["significance"]
+        log(f"{name}: BLEU {s['bleu']:.2f} ±{sig['bleu']['ci95']:.2f}, chrF {s['chrf']:.2f}"
+            + (f", p(bs) {sig['bleu']['p_bs']:.4f}" if "p_bs" in sig["bleu"] else " (baseline)"))
+    log(f"wrote {out}/report.md")
+    return out
+
+
+def read_hyp_systems(specs: list[str], references: int, split: str) -> list[System]:
+    """Other systems' hypothesis files, checked before any model runs."""
+    systems = []
+    for name, path in (parse_hyp(spec) for spec in specs):
+        lines = read_lines(path)
+        if not lines or not any(line.strip() for line in lines):
+            raise NmtError(f"{path}: empty hypothesis file")
+        if len(lines) != references:
+            raise NmtError(f"{path}: {len(lines)} lines, but {split} has {references} references")
+        systems.append(System(name, lines, {"file": str(path)}))
+    return systems
+
+
+def write_report(report: dict, systems: list[System], out: Path) -> Path:
+    """report.json, report.md, the plots and each system's hypotheses, all or nothing."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
@@ -214,6 +310,8 @@ def evaluate_command(args, log=None) -> Path:
         (staging / "report.md").write_text(render_markdown(report) + "\n", encoding="utf-8")
         plot_by_length({n: s["by_length"] for n, s in report["systems"].items()},
                        staging / "by_length.png")
+        if "robustness" in report:
+            plot_robustness(report["robustness"], staging / "robustness.png")
         for system in systems:
             (staging / f"{system.name}.hyp.txt").write_text(
                 "".join(h + "\n" for h in system.hypotheses), encoding="utf-8")
@@ -221,10 +319,5 @@ def evaluate_command(args, log=None) -> Path:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    for name, s in report["systems"].items():
-        sig = s["significance"]
-        log(f"{name}: BLEU {s['bleu']:.2f} ±{sig['bleu']['ci95']:.2f}, chrF {s['chrf']:.2f}"
-            + (f", p(bs) {sig['bleu']['p_bs']:.4f}" if "p_bs" in sig["bleu"] else " (baseline)"))
-    log(f"wrote {out}/report.md")
     return out
 

@@ -1,18 +1,23 @@
 """A joint SentencePiece vocabulary over source and target, with fixed special ids.
 
 Ids 0-3 are always pad, bos, eos, unk, so models never need to ask the tokenizer for them; the
-next ids are reserved for target-language tags (``<2en>``...), for multilingual models later.
+next ids are reserved for target-language tags (``<2en>``...), for multilingual models later, then
+for the pass-through placeholders (nmt/passthrough.py). Digits are split one by one and any
+character outside the vocabulary falls back to its UTF-8 bytes, so no input becomes ``<unk>``: an
+emoji or a Chinese character comes back out of encode -> decode unchanged.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import sentencepiece as spm
 
 from nmt.errors import NmtError
+from nmt.fileio import atomic_write_bytes
+from nmt.passthrough import PLACEHOLDERS
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 LANGUAGE_TAGS = ("<2en>", "<2de>", "<2fr>", "<2cs>")
@@ -38,9 +43,20 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return self.sp.GetPieceSize()
 
+    @property
+    def has_placeholders(self) -> bool:
+        """Vocabularies made before placeholders existed read them as unknown characters."""
+        return self.sp.PieceToId(PLACEHOLDERS[0]) != UNK_ID
+
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Subword ids of each text, without bos/eos."""
         return self.sp.Encode(list(texts))
+
+    def log_prob(self, word: str) -> float:
+        """The unigram model's log-probability of ``word``'s best segmentation (a sum of piece
+        scores; a piece outside the vocabulary counts as very unlikely)."""
+        return sum(self.sp.GetScore(i) if i != UNK_ID else -30.0
+                   for i in self.sp.Encode(word))
 
     def encode_pieces(self, texts: list[str]) -> list[list[str]]:
         return self.sp.Encode(list(texts), out_type=str)
@@ -54,23 +70,26 @@ class Tokenizer:
 
 def train_tokenizer(texts: list[str], model_path: str | Path, vocab_size: int = 8000,
                     model_type: str = "unigram", seed_sentences: int = 2_000_000) -> Tokenizer:
-    """Train a joint SentencePiece model on ``texts`` (both languages) and write it atomically."""
+    """Train a joint SentencePiece model on ``texts`` (both languages) and write it atomically.
+
+    Trained from memory: no temporary corpus file to leave behind if killed, and the model
+    records no path of the machine it was trained on.
+    """
     model_path = Path(model_path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=model_path.parent, prefix=".spm-") as tmp:
-        corpus = Path(tmp) / "corpus.txt"
-        corpus.write_text("\n".join(t for t in texts if t.strip()) + "\n", encoding="utf-8")
-        prefix = Path(tmp) / "spm"
-        try:
-            spm.SentencePieceTrainer.Train(
-                input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size,
-                model_type=model_type, character_coverage=1.0,
-                pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_id=UNK_ID,
-                user_defined_symbols=list(LANGUAGE_TAGS),
-                input_sentence_size=seed_sentences, shuffle_input_sentence=True,
-                num_threads=os.cpu_count() or 1, minloglevel=2,
-            )
-        except RuntimeError as error:
-            raise NmtError(f"SentencePiece training failed: {error}") from None
-        os.replace(f"{prefix}.model", model_path)
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.Train(
+            sentence_iterator=iter([t for t in texts if t.strip()]), model_writer=model,
+            vocab_size=vocab_size, model_type=model_type, character_coverage=1.0,
+            byte_fallback=True, split_digits=True,
+            hard_vocab_limit=False,  # a small corpus may have fewer pieces than asked for
+            pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_id=UNK_ID,
+            user_defined_symbols=list(LANGUAGE_TAGS) + list(PLACEHOLDERS),
+            input_sentence_size=seed_sentences, shuffle_input_sentence=True,
+            num_threads=os.cpu_count() or 1, minloglevel=2,
+        )
+    except RuntimeError as error:
+        raise NmtError(f"SentencePiece training failed: {error}") from None
+    atomic_write_bytes(model_path, model.getvalue())
     return Tokenizer(model_path)

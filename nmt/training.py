@@ -244,9 +244,62 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
-    """Train a model as ``config`` says, in ``run_dir``; returns the run directory."""
-    run_dir = Path(run_dir)
+# ----------------------------------------------------------------------------- the run's pieces
+
+
+@dataclass
+class Run:
+    """A training run's moving parts, made by ``set_up`` and handed to each piece of the loop."""
+
+    config: Config
+    dir: Path
+    device: torch.device
+    tokenizer: object
+    train_split: object
+    valid: object
+    model: torch.nn.Module
+    ddp_model: torch.nn.Module  # the model itself, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    plan: BatchPlan
+    progress: Progress = field(default_factory=Progress)
+
+    @property
+    def distributed(self) -> bool:
+        return self.ddp_model is not self.model
+
+
+class NonFiniteLoss(NmtError):
+    pass
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse a run folder that does not fit the request, before anything is written there."""
+    if resume:
+        for name in ("config.json", "states.json"):
+            if not (run_dir / name).is_file():
+                raise NmtError(f"{run_dir / name}: missing, so there is no run to resume here "
+                               "(start one with --config, or give the folder of a run)")
+    elif (run_dir / "states.json").exists():
+        raise NmtError(f"{run_dir}: already holds a training run; use --resume {run_dir} "
+                       "to continue it, or another --run-dir")
+
+
+def load_data(config: Config, run_dir: Path, distributed: bool):
+    """Vocabulary and splits; rank 0 trains the vocabulary, the others then read it."""
+    if rank() == 0:
+        data = prepare_data(config, run_dir, log=log)
+    if distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+        if rank() != 0:
+            data = prepare_data(config, run_dir, log=lambda *a, **k: None)
+    return data
+
+
+def set_up(config: Config, run_dir: Path, resume: bool) -> Run:
+    """Devices and threads, data, model, optimizer and schedule: a run at step 0."""
     t = config.train
     check_sources(config.data)
     distributed = world_size() > 1
@@ -256,27 +309,13 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
 
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     torch.set_num_threads(t.threads or max(1, (os.cpu_count() or 1) // world_size()))
-
     if rank() == 0:
+        check_run_dir(run_dir, resume)
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume and (run_dir / "states.json").exists():
-            raise NmtError(f"{run_dir}: already holds a training run; use --resume {run_dir} "
-                           "to continue it, or another --run-dir")
-    if resume:
-        saved_config = run_dir / "config.json"
-        if not saved_config.is_file():
-            raise NmtError(f"{run_dir}: no run to resume (config.json missing)")
-    if distributed:
-        dist.barrier()
-    if rank() == 0:
-        atomic_write_text(run_dir / "config.json", config.to_json())
-    if rank() == 0:
-        tokenizer, train_split, valid = prepare_data(config, run_dir, log=log)
-    if distributed:  # rank 0 trained the vocabulary and filled the cache; the others read them
-        dist.barrier()
-        if rank() != 0:
-            tokenizer, train_split, valid = prepare_data(config, run_dir, log=lambda *a, **k: None)
-
+    tokenizer, train_split, valid = load_data(config, run_dir, distributed)
+    if not train_split.src_ids:
+        raise NmtError(f"no training pairs left after dropping those over "
+                       f"data.max_tokens_per_sentence ({config.data.max_tokens_per_sentence})")
     random.seed(t.seed)
     torch.manual_seed(t.seed)
     if device.index is not None:  # this process's GPU under torchrun
@@ -285,205 +324,344 @@ def train(config: Config, run_dir: str | Path, resume: bool = False) -> Path:
     # fused: one kernel for all parameters, 3.8 ms a step here against 14 ms for the loop.
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, betas=(t.adam_beta1, t.adam_beta2),
                                  eps=t.adam_eps, weight_decay=t.weight_decay, fused=True)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(t, step))
-    progress = Progress()
-
-    state = load_training_state(run_dir, log=log) if resume else None
-    if resume and state is None:
-        log(f"{run_dir}: no training state yet; starting from the beginning")
-    if state is not None:
-        if state["vocab_size"] != tokenizer.vocab_size:
-            raise NmtError(f"{run_dir}: checkpoint vocabulary ({state['vocab_size']}) does not "
-                           f"match {run_dir / 'spm.model'} ({tokenizer.vocab_size})")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        progress = Progress(**state["progress"])
-        set_rng_states(state["rng"])
-        log(f"resuming at epoch {progress.epoch + 1}, batch {progress.batch_in_epoch}, "
-            f"step {progress.step}")
-    if progress.finished:
-        log(f"{run_dir}: this run has already finished")
-        return run_dir
-
-    ddp_model = model
-    if distributed:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
-
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(t, step))
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     plan = BatchPlan(train_split.src_ids, train_split.tgt_ids, t.max_tokens, seed=t.seed)
-    log(f"model: {config.model.arch}, {model.num_parameters():,} parameters; "
+    return Run(config, run_dir, device, tokenizer, train_split, valid, model, ddp_model,
+               optimizer, scheduler, plan)
+
+
+def restore(run: Run) -> None:
+    """Continue from the newest intact state; overrides of the budget extend a finished run."""
+    state = load_training_state(run.dir, log=log)
+    if state is None:
+        raise NmtError(f"{run.dir / 'states.json'}: lists no training state to resume from")
+    if state["vocab_size"] != run.tokenizer.vocab_size:
+        raise NmtError(f"{run.dir}: checkpoint vocabulary ({state['vocab_size']}) does not "
+                       f"match {run.dir / 'spm.model'} ({run.tokenizer.vocab_size})")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.progress = Progress(**state["progress"])
+    set_rng_states(state["rng"])
+    trim_metrics(run.dir, run.progress.step)
+    if run.progress.finished and budget_left(run):
+        run.progress.finished = False
+        log(f"{run.dir}: extending a finished run (the budget allows more)")
+    log(f"resuming at epoch {run.progress.epoch + 1}, batch {run.progress.batch_in_epoch}, "
+        f"step {run.progress.step}")
+
+
+def trim_metrics(run_dir: Path, step: int) -> None:
+    """Drop the rows logged after the state a run resumes from: they will be logged again."""
+    path = run_dir / "metrics.jsonl"
+    if rank() != 0 or not path.is_file():
+        return
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(rows):
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def budget_left(run: Run) -> bool:
+    t, p = run.config.train, run.progress
+    return (p.epoch < t.max_epochs and not (t.max_steps and p.step >= t.max_steps)
+            and not (t.max_minutes and p.elapsed >= t.max_minutes * 60))
+
+
+def budget_spent(run: Run) -> str | None:
+    """Why the run must stop after this step, if it must: the time or the step budget."""
+    t, p = run.config.train, run.progress
+    if t.max_minutes and p.elapsed >= t.max_minutes * 60:
+        return f"wall-time budget of {t.max_minutes} minutes reached"
+    if t.max_steps and p.step >= t.max_steps:
+        return f"{t.max_steps} updates done"
+    return None
+
+
+def save_state(run: Run) -> None:
+    if rank() != 0:
+        return
+    save_training_state(run.dir, {
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "rng": rng_states(),
+        "progress": run.progress.__dict__, "vocab_size": run.tokenizer.vocab_size,
+    }, run.progress.step)
+
+
+def write_metrics(run: Run, row: dict) -> None:
+    if rank() == 0:
+        with open(run.dir / "metrics.jsonl", "a", encoding="utf-8") as out:
+            out.write(json.dumps(row) + "\n")
+
+
+# ----------------------------------------------------------------------------- one step
+
+
+def train_step(run: Run, indices: list[int]) -> tuple[float, int, int]:
+    """One update on one batch: the summed loss of this process's rows, their source + target
+    tokens and their target tokens."""
+    t = run.config.train
+    batch = run.plan.batch(indices)
+    total_tgt = batch.n_tgt_tokens
+    if run.distributed:
+        batch = batch.shard(rank(), world_size())
+    batch = batch.to(run.device)
+    with autocast(t.precision, run.device):
+        logits = run.ddp_model(batch.src, batch.src_mask, batch.tgt_in,
+                               logits_mask=batch.tgt_out != PAD_ID)
+    loss_sum = label_smoothed_loss(logits, batch.tgt_out, t.label_smoothing)
+    loss_value = float(loss_sum.detach())
+    if not math.isfinite(loss_value):
+        raise NonFiniteLoss(
+            f"the loss became {loss_value} at step {run.progress.step + 1} (lr "
+            f"{run.scheduler.get_last_lr()[0]:.2e}): training stopped before that update, and "
+            f"{run.dir} keeps its last good state; try a lower train.lr")
+    # Normalised by the whole batch's tokens; DDP averages over processes, so scale back up:
+    # the gradient equals that of the whole batch on one process.
+    loss = loss_sum / total_tgt * world_size()
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if t.clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), t.clip_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    return loss_value, batch.n_src_tokens + batch.n_tgt_tokens, batch.n_tgt_tokens
+
+
+@dataclass
+class Window:
+    """Training figures since the last log line."""
+
+    start: float = field(default_factory=time.perf_counter)
+    tokens: int = 0
+    loss: float = 0.0
+    tgt_tokens: int = 0
+
+    def row(self, run: Run) -> dict:
+        return {"kind": "train", "step": run.progress.step, "epoch": run.progress.epoch + 1,
+                "loss": round(self.loss / max(self.tgt_tokens, 1), 4),
+                "lr": run.scheduler.get_last_lr()[0],
+                "tokens_per_s": round(self.tokens * world_size()
+                                      / (time.perf_counter() - self.start)),
+                "elapsed": round(run.progress.elapsed, 1)}
+
+
+def stop_requested(run: Run, stop) -> bool:
+    requested = stop is not None and stop.requested
+    if run.distributed:  # every process stops after the same step
+        import torch.distributed as dist
+
+        flag = torch.tensor([int(requested)], device=run.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        requested = bool(flag.item())
+    return requested
+
+
+def run_epoch(run: Run, stop) -> str | None:
+    """The rest of the current epoch, step by step; why the budget ended it, if it did."""
+    from tqdm import tqdm
+
+    t, p = run.config.train, run.progress
+    batches = run.plan.epoch(p.epoch)
+    bar = tqdm(total=len(batches), initial=p.batch_in_epoch, file=sys.stderr,
+               desc=f"epoch {p.epoch + 1}", disable=rank() != 0, leave=False, dynamic_ncols=True,
+               mininterval=1.0 if sys.stderr.isatty() else 60.0)
+    run.model.train()
+    window = Window()
+    try:
+        while p.batch_in_epoch < len(batches):
+            step_start = time.perf_counter()
+            loss, tokens, tgt_tokens = train_step(run, batches[p.batch_in_epoch])
+            p.step += 1
+            p.batch_in_epoch += 1
+            p.elapsed += time.perf_counter() - step_start
+            window.tokens, window.loss = window.tokens + tokens, window.loss + loss
+            window.tgt_tokens += tgt_tokens
+            bar.update(1)
+            if p.step % t.log_every_steps == 0:
+                row = window.row(run)
+                bar.set_postfix(loss=row["loss"], lr=f"{row['lr']:.2e}", tok_s=row["tokens_per_s"])
+                write_metrics(run, row)
+                window = Window()
+            if t.save_every_steps and p.step % t.save_every_steps == 0:
+                save_state(run)
+            if stop_requested(run, stop):
+                raise Interrupted()
+            reason = budget_spent(run)
+            if reason:  # either budget ends the run the same way: evaluate, then stop
+                log(reason)
+                return reason
+        return None
+    finally:
+        bar.close()
+
+
+# ----------------------------------------------------------------------------- epoch ends
+
+
+def evaluate_model(run: Run, model) -> dict:
+    c = run.config
+    return evaluate(model, run.valid, c.train.precision, c.decode.max_tokens,
+                    c.train.eval_max_sentences, c.decode.max_len_ratio, c.decode.max_len_offset,
+                    run.tokenizer)
+
+
+def model_info(run: Run, model, metrics: dict, **extra) -> dict:
+    """What a model directory's metrics.json says of its training."""
+    return {**extra, "val_bleu": metrics["val_bleu"], "val_loss": round(metrics["val_loss"], 4),
+            "training_minutes": round(run.progress.elapsed / 60, 1),
+            "parameters": model.num_parameters(), "hardware": hardware(run.device),
+            "world_size": world_size()}
+
+
+def end_of_epoch(run: Run, budget_reason: str | None) -> None:
+    """Evaluate; save last/, best/ (by val BLEU) and the epoch's weights; plot the curves."""
+    p = run.progress
+    epoch_done = p.epoch + 1
+    if budget_reason is None:  # a budget stop is mid-epoch: resume would continue it
+        p.epoch, p.batch_in_epoch = p.epoch + 1, 0
+    if rank() != 0:
+        return
+    eval_start = time.perf_counter()
+    metrics = evaluate_model(run, run.model)
+    write_metrics(run, {"kind": "eval", "epoch": epoch_done, "step": p.step,
+                        "val_loss": round(metrics["val_loss"], 4), "val_bleu": metrics["val_bleu"],
+                        "elapsed": round(p.elapsed, 1),
+                        "eval_seconds": round(time.perf_counter() - eval_start, 1)})
+    log(f"epoch {epoch_done}: step {p.step}, val loss {metrics['val_loss']:.3f}, "
+        f"val BLEU {metrics['val_bleu']:.2f}, {p.elapsed / 60:.1f} min "
+        f"| {metrics['val_examples'][0]}")
+    info = {"training": model_info(run, run.model, metrics, epoch=epoch_done, step=p.step)}
+    spm_path = run.dir / "spm.model"
+    save_model_dir(run.dir / "last", run.model, run.config, spm_path, info)
+    if metrics["val_bleu"] > p.best_bleu:
+        p.best_bleu, p.best_epoch, p.epochs_without_gain = metrics["val_bleu"], epoch_done, 0
+        save_model_dir(run.dir / "best", run.model, run.config, spm_path, info)
+    else:
+        p.epochs_without_gain += 1
+    keep_epoch_weights(run, epoch_done)
+    plot_curves(run.dir / "metrics.jsonl", run.dir / "curves.png")
+
+
+def keep_epoch_weights(run: Run, epoch: int) -> None:
+    """The last ``average_last`` epochs' weights, for averaging at the end."""
+    keep = run.config.train.average_last
+    if keep <= 1:
+        return
+    (run.dir / "epochs").mkdir(exist_ok=True)
+    path = run.dir / "epochs" / f"epoch-{epoch:03d}.safetensors"
+    save_file(cpu_weights(run.model), str(path))
+    names = [n for n in run.progress.epoch_checkpoints if n != path.name] + [path.name]
+    for stale in names[:-keep]:
+        (run.dir / "epochs" / stale).unlink(missing_ok=True)
+    run.progress.epoch_checkpoints = names[-keep:]
+
+
+def share_early_stopping(run: Run) -> None:
+    """Rank 0 evaluated; every process must agree on whether to stop."""
+    if run.distributed:
+        import torch.distributed as dist
+
+        shared = [run.progress.epochs_without_gain]
+        dist.broadcast_object_list(shared, src=0)
+        run.progress.epochs_without_gain = shared[0]
+
+
+# ----------------------------------------------------------------------------- the end
+
+
+def check_identical_parameters(run: Run) -> None:
+    """Every data-parallel process must end with the very same parameters."""
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().flatten() for p in run.model.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(world_size())]
+    dist.all_gather(gathered, flat)
+    if not all(torch.equal(gathered[0], g) for g in gathered[1:]):
+        raise NmtError("data-parallel processes ended with different parameters")
+    log(f"parameters identical on all {world_size()} processes")
+
+
+def average_epochs(run: Run) -> None:
+    """averaged/: the mean of the last epochs' weights, evaluated like the others."""
+    p = run.progress
+    if rank() != 0 or len(p.epoch_checkpoints) <= 1:
+        return
+    files = [run.dir / "epochs" / name for name in p.epoch_checkpoints]
+    averaged = build_model(run.config.model, run.tokenizer.vocab_size)
+    averaged.load_state_dict(average_weights(files))
+    averaged.to(run.device)
+    metrics = evaluate_model(run, averaged)
+    info = model_info(run, averaged, metrics, averaged_epochs=p.epoch_checkpoints)
+    save_model_dir(run.dir / "averaged", averaged, run.config, run.dir / "spm.model",
+                   {"training": info})
+    write_metrics(run, {"kind": "averaged", "step": p.step, **info})
+    log(f"averaged the last {len(files)} epochs: val BLEU {metrics['val_bleu']:.2f} "
+        f"(best single epoch {p.best_bleu:.2f}, epoch {p.best_epoch})")
+
+
+def record_start(run: Run, resume: bool, command: str) -> None:
+    """config.json and the command, written only once every check has passed."""
+    if rank() != 0:
+        return
+    atomic_write_text(run.dir / "config.json", run.config.to_json())
+    if command:
+        path = run.dir / "command.txt"
+        earlier = path.read_text(encoding="utf-8") if resume and path.is_file() else ""
+        atomic_write_text(path, earlier + command + "\n")
+    m, plan, t = run.model, run.plan, run.config.train
+    log(f"model: {run.config.model.arch}, {m.num_parameters():,} parameters; "
         f"{len(plan.epoch(0))} batches per epoch, {plan.padding_fraction():.1%} padding; "
         f"precision {t.precision}; "
-        + (f"{torch.get_num_threads()} threads" if device.type == "cpu" else str(device))
+        + (f"{torch.get_num_threads()} threads" if run.device.type == "cpu" else str(run.device))
         + f" x {world_size()} processes")
 
-    def save_state():
-        if rank() != 0:
-            return
-        save_training_state(run_dir, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": rng_states(),
-            "progress": progress.__dict__, "vocab_size": tokenizer.vocab_size,
-        }, progress.step)
 
-    def write_metrics(row: dict):
-        if rank() == 0:
-            with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as out:
-                out.write(json.dumps(row) + "\n")
+def train(config: Config, run_dir: str | Path, resume: bool = False, command: str = "") -> Path:
+    """Train a model as ``config`` says, in ``run_dir``; returns the run directory.
 
+    ``command``, the command line that asked for it, is kept in ``command.txt`` for the model
+    card. With ``resume`` the run continues from its last state, exactly as if never stopped.
+    """
+    run = set_up(config, Path(run_dir), resume)
+    if resume:
+        restore(run)
+    if run.progress.finished:
+        log(f"{run.dir}: this run has already finished (raise train.max_steps, max_minutes or "
+            "max_epochs with --set to extend it)")
+        return run.dir
+    record_start(run, resume, command)
     stop = StopRequest().__enter__() if threading.current_thread() is threading.main_thread() \
         else None
-    budget = t.max_minutes * 60 if t.max_minutes > 0 else float("inf")
-    spm_path = run_dir / "spm.model"
-    budget_spent = False
     try:
-        from tqdm import tqdm
-
-        while progress.epoch < t.max_epochs and not budget_spent:
-            batches = plan.epoch(progress.epoch)
-            bar = tqdm(total=len(batches), initial=progress.batch_in_epoch, file=sys.stderr,
-                       desc=f"epoch {progress.epoch + 1}", disable=rank() != 0, leave=False,
-                       dynamic_ncols=True,
-                       mininterval=1.0 if sys.stderr.isatty() else 60.0)
-            model.train()
-            window_tokens, window_start, window_loss, window_tgt = 0, time.perf_counter(), 0.0, 0
-            while progress.batch_in_epoch < len(batches):
-                step_start = time.perf_counter()
-                batch = plan.batch(batches[progress.batch_in_epoch])
-                total_tgt = batch.n_tgt_tokens
-                if distributed:
-                    batch = batch.shard(rank(), world_size())
-                batch = batch.to(device)
-                with autocast(t.precision, device):
-                    logits = ddp_model(batch.src, batch.src_mask, batch.tgt_in,
-                                       logits_mask=batch.tgt_out != PAD_ID)
-                loss_sum = label_smoothed_loss(logits, batch.tgt_out, t.label_smoothing)
-                # Normalised by the whole batch's tokens; DDP averages over processes, so scale
-                # back up: the gradient equals that of the whole batch on one process.
-                loss = loss_sum / total_tgt * world_size()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if t.clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_norm)
-                optimizer.step()
-                scheduler.step()
-                progress.step += 1
-                progress.batch_in_epoch += 1
-                progress.elapsed += time.perf_counter() - step_start
-                window_tokens += batch.n_src_tokens + batch.n_tgt_tokens
-                window_loss += float(loss_sum.detach())
-                window_tgt += batch.n_tgt_tokens
-                bar.update(1)
-                if progress.step % t.log_every_steps == 0:
-                    seconds = time.perf_counter() - window_start
-                    row = {"kind": "train", "step": progress.step, "epoch": progress.epoch + 1,
-                           "loss": round(window_loss / max(window_tgt, 1), 4),
-                           "lr": scheduler.get_last_lr()[0],
-                           "tokens_per_s": round(window_tokens * world_size() / seconds),
-                           "elapsed": round(progress.elapsed, 1)}
-                    bar.set_postfix(loss=row["loss"], lr=f"{row['lr']:.2e}",
-                                    tok_s=row["tokens_per_s"])
-                    write_metrics(row)
-                    window_tokens, window_start, window_loss, window_tgt = 0, time.perf_counter(), 0.0, 0
-                if t.save_every_steps and progress.step % t.save_every_steps == 0:
-                    save_state()
-                requested = stop is not None and stop.requested
-                if distributed:  # every process stops after the same step
-                    flag = torch.tensor([int(requested)], device=device)
-                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                    requested = bool(flag.item())
-                if requested:
-                    raise Interrupted()
-                # Either budget ends the run the same way: evaluate what was trained, then stop.
-                if progress.elapsed >= budget or 0 < t.max_steps <= progress.step:
-                    budget_spent = True
-                    log(f"wall-time budget of {t.max_minutes} minutes reached"
-                        if progress.elapsed >= budget else f"{t.max_steps} updates done")
-                    break
-            bar.close()
-            # ---- end of an epoch (or of the budget): evaluate, keep, average
-            epoch_done = progress.epoch + 1
-            progress.epoch += 1 if not budget_spent else 0
-            progress.batch_in_epoch = 0 if not budget_spent else progress.batch_in_epoch
-            if rank() == 0:
-                eval_start = time.perf_counter()
-                metrics = evaluate(model, valid, t.precision, config.decode.max_tokens,
-                                   t.eval_max_sentences, config.decode.max_len_ratio,
-                                   config.decode.max_len_offset, tokenizer)
-                row = {"kind": "eval", "epoch": epoch_done, "step": progress.step,
-                       "val_loss": round(metrics["val_loss"], 4), "val_bleu": metrics["val_bleu"],
-                       "elapsed": round(progress.elapsed, 1),
-                       "eval_seconds": round(time.perf_counter() - eval_start, 1)}
-                write_metrics(row)
-                log(f"epoch {epoch_done}: step {progress.step}, val loss {row['val_loss']:.3f}, "
-                    f"val BLEU {row['val_bleu']:.2f}, {progress.elapsed / 60:.1f} min "
-                    f"| {metrics['val_examples'][0]}")
-                info = {"epoch": epoch_done, "step": progress.step, "val_bleu": row["val_bleu"],
-                        "val_loss": row["val_loss"], "training_minutes": round(progress.elapsed / 60, 1),
-                        "parameters": model.num_parameters(), "hardware": hardware(device),
-                        "world_size": world_size()}
-                save_model_dir(run_dir / "last", model, config, spm_path, {"training": info})
-                if row["val_bleu"] > progress.best_bleu:
-                    progress.best_bleu, progress.best_epoch = row["val_bleu"], epoch_done
-                    progress.epochs_without_gain = 0
-                    save_model_dir(run_dir / "best", model, config, spm_path, {"training": info})
-                else:
-                    progress.epochs_without_gain += 1
-                if t.average_last > 1:
-                    (run_dir / "epochs").mkdir(exist_ok=True)
-                    path = run_dir / "epochs" / f"epoch-{epoch_done:03d}.safetensors"
-                    save_file(cpu_weights(model), str(path))
-                    progress.epoch_checkpoints = (progress.epoch_checkpoints + [path.name])
-                    for stale in progress.epoch_checkpoints[:-t.average_last]:
-                        (run_dir / "epochs" / stale).unlink(missing_ok=True)
-                    progress.epoch_checkpoints = progress.epoch_checkpoints[-t.average_last:]
-                plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
-            if distributed:
-                broadcast = [progress.epochs_without_gain]
-                dist.broadcast_object_list(broadcast, src=0)
-                progress.epochs_without_gain = broadcast[0]
-            save_state()
-            if t.patience and progress.epochs_without_gain >= t.patience:
+        while budget_left(run):
+            reason = run_epoch(run, stop)
+            end_of_epoch(run, reason)
+            share_early_stopping(run)
+            save_state(run)
+            t = run.config.train
+            if reason:
+                break
+            if t.patience and run.progress.epochs_without_gain >= t.patience:
                 log(f"no better val BLEU for {t.patience} epochs: stopping early")
                 break
-        if distributed:  # every process must end with the very same parameters
-            flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-            gathered = [torch.empty_like(flat) for _ in range(world_size())]
-            dist.all_gather(gathered, flat)
-            if not all(torch.equal(gathered[0], g) for g in gathered[1:]):
-                raise NmtError("data-parallel processes ended with different parameters")
-            log(f"parameters identical on all {world_size()} processes")
-        if rank() == 0 and len(progress.epoch_checkpoints) > 1:
-            files = [run_dir / "epochs" / name for name in progress.epoch_checkpoints]
-            averaged = build_model(config.model, tokenizer.vocab_size)
-            averaged.load_state_dict(average_weights(files))
-            averaged.to(device)
-            metrics = evaluate(averaged, valid, t.precision, config.decode.max_tokens,
-                               t.eval_max_sentences, config.decode.max_len_ratio,
-                               config.decode.max_len_offset, tokenizer)
-            info = {"averaged_epochs": progress.epoch_checkpoints, "val_bleu": metrics["val_bleu"],
-                    "val_loss": round(metrics["val_loss"], 4),
-                    "training_minutes": round(progress.elapsed / 60, 1),
-                    "parameters": averaged.num_parameters(), "hardware": hardware(device),
-                    "world_size": world_size()}
-            save_model_dir(run_dir / "averaged", averaged, config, spm_path, {"training": info})
-            write_metrics({"kind": "averaged", **info})
-            log(f"averaged the last {len(files)} epochs: val BLEU {metrics['val_bleu']:.2f} "
-                f"(best single epoch {progress.best_bleu:.2f}, epoch {progress.best_epoch})")
-        progress.finished = True
-        save_state()
+        if run.distributed:
+            check_identical_parameters(run)
+        average_epochs(run)
+        run.progress.finished = True
+        save_state(run)
     except Interrupted:
-        save_state()
-        log(f"\ninterrupted: state saved at step {progress.step}; continue with "
-            f"`nmt train --resume {run_dir}`")
+        save_state(run)
+        log(f"\ninterrupted: state saved at step {run.progress.step}; continue with "
+            f"`nmt train --resume {run.dir}`")
         raise SystemExit(130) from None
     finally:
         if stop is not None:
             stop.__exit__()
-        if distributed:
+        if run.distributed:
+            import torch.distributed as dist
+
             dist.destroy_process_group()
-    log(f"done: {run_dir} ({progress.elapsed / 60:.1f} min of training)")
-    return run_dir
-
-
+    log(f"done: {run.dir} ({run.progress.elapsed / 60:.1f} min of training)")
+    return run.dir

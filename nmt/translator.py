@@ -1,7 +1,12 @@
 """Translator: a model directory in, ``translate(list[str]) -> list[str]`` out.
 
-Used by the CLI, the server and the evaluation alike. Inputs are sorted by length and cut into
-token-budget batches (little padding, full matrix products), then put back in their order.
+Used by the CLI, the server and the evaluation alike, so all of them handle what people type the
+same way: a text is cut into sentences; each has its pass-through spans swapped for placeholders
+(nmt/passthrough.py) and its casing made the one the model knows (nmt/casing.py); a sentence too
+long for the model is halved, and one whose translation comes out implausibly short is split
+into clauses (nmt/translation.py joins the pieces back); spans and capitals are restored at the
+end. Inputs are sorted by length and cut into token-budget batches (little padding, full matrix
+products), then put back in their order.
 """
 
 from __future__ import annotations
@@ -12,47 +17,58 @@ from pathlib import Path
 import torch
 
 from nmt.batching import encode_source, pad
+from nmt.casing import is_lowercase, is_shouting, shout, truecase
 from nmt.checkpoint import load_weights, read_model_config
 from nmt.config import DEFAULT_PRECISION, Config
 from nmt.models import build_model
+from nmt.passthrough import PLACEHOLDERS, Protected, protect, restore
 from nmt.quantize import quantize as quantize_model
 from nmt.search import Hypothesis, search
-from nmt.segment import join_sentences, split_sentences
+from nmt.segment import split_sentences
 from nmt.tokenizer import BOS_ID, PAD_ID, Tokenizer
+from nmt.translation import (
+    Alignment,
+    Translation,
+    halve,
+    join_parts,
+    join_translations,
+    split_clauses,
+)
+
+MAX_CLAUSE_SPLITS = 2  # a sentence is split at most twice over for a short translation
+MIN_SPLIT_TOKENS = 16  # shorter sources are never split: their translations are legitimately terse
 
 
 @dataclass(frozen=True)
-class Translation:
+class Prepared:
+    """A sentence as the model reads it, and what is needed to give it back as typed."""
+
     text: str
-    score: float
-    alternatives: list[tuple[str, float]]  # n-best after the first
-    tokens: int = 0  # subword tokens of the translation
+    spans: tuple[str, ...]
+    shouting: bool
 
 
-@dataclass(frozen=True)
-class Alignment:
-    """Cross-attention of the last decoder layer over a source/target pair, averaged over heads."""
-
-    src_tokens: list[str]
-    tgt_tokens: list[str]
-    weights: list[list[float]]  # (target tokens, source tokens)
+def check_texts(texts) -> None:
+    if isinstance(texts, str):
+        raise TypeError("translate takes a list of texts; wrap a single text as [text]")
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError("translate takes a list of str")
 
 
-def join_translations(part: list[Translation], pieces: list[tuple[str, str]]) -> Translation:
-    """The translations of a text's sentences put back together with the text's own spacing;
-    the k-th alternative of the text joins the k-th alternative of every sentence."""
-    if len(part) == 1:
-        return part[0]
-    if not part:
-        return Translation("", 0.0, [])
-    depth = max(len(t.alternatives) for t in part)
-    alternatives = [
-        (join_sentences([t.alternatives[k][0] if k < len(t.alternatives) else t.text
-                         for t in part], pieces),
-         sum(t.alternatives[k][1] if k < len(t.alternatives) else t.score for t in part))
-        for k in range(depth)]
-    return Translation(join_sentences([t.text for t in part], pieces),
-                       sum(t.score for t in part), alternatives, sum(t.tokens for t in part))
+def finish(translation: Translation, prepared: Prepared) -> Translation:
+    """Spans put back and capitals restored, in the translation and its alternatives."""
+    def fix(text: str) -> str:
+        text = restore(text, prepared.spans)
+        return shout(text, prepared.spans) if prepared.shouting else text
+    alignment = translation.alignment
+    if alignment is not None and prepared.spans:
+        show = dict(zip(PLACEHOLDERS, prepared.spans))
+        unmask = lambda tok: "".join(show.get(c, c) for c in tok)  # noqa: E731
+        alignment = Alignment([unmask(t) for t in alignment.src_tokens],
+                              [unmask(t) for t in alignment.tgt_tokens], alignment.weights)
+    return Translation(fix(translation.text), translation.score,
+                       [(fix(a), score) for a, score in translation.alternatives],
+                       translation.tokens, alignment)
 
 
 class Translator:
@@ -61,6 +77,9 @@ class Translator:
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
         self.name, self.path, self.precision = name, path, precision
         self.parameters = parameters or model.num_parameters()
+        # The input handling of ``prepare``, each switchable to measure what it is worth
+        # (scripts/robustness_ablation.py); both on in every command.
+        self.pass_through, self.lower_capitals, self.truecase = True, True, True
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 0, quantize: str = DEFAULT_PRECISION
@@ -117,16 +136,55 @@ class Translator:
         return results
 
     def translate_sentences(self, sentences: list[str], beam_size: int | None = None,
-                            n_best: int = 1) -> list[Translation]:
-        """One translation per sentence (as the model was trained); blank gives ""."""
-        ids = self.tokenizer.encode([t.strip() for t in sentences])
-        todo = [i for i, t in enumerate(sentences) if t.strip()]
-        hyps = self.search_ids([ids[i] for i in todo], beam_size, n_best)
-        out = [Translation("", 0.0, []) for _ in sentences]
-        for i, h in zip(todo, hyps):
+                            n_best: int = 1, attention: bool = False) -> list[Translation]:
+        """One translation per sentence; blank gives "". Pass-through spans are protected,
+        capitals lowered and restored, and nothing of the source is silently dropped. With
+        ``attention``, each carries the cross-attention over the very ids that were decoded."""
+        prepared = [self.prepare(s) for s in sentences]
+        done = self._translate_texts([p.text for p in prepared], beam_size, n_best, depth=0,
+                                     attention=attention)
+        return [finish(t, p) for t, p in zip(done, prepared)]
+
+    def prepare(self, sentence: str) -> Prepared:
+        shouting = self.lower_capitals and is_shouting(sentence)
+        protected = protect(sentence) if self.pass_through and self.tokenizer.has_placeholders \
+            else Protected(sentence, ())
+        text = protected.text.lower() if shouting else protected.text
+        # (piece scores are log-probabilities only in a unigram vocabulary)
+        if self.truecase and is_lowercase(text) and self.config.data.spm_model_type == "unigram":
+            text = truecase(text, self.tokenizer.log_prob)
+        return Prepared(text.strip(), protected.spans, shouting)
+
+    def _translate_texts(self, texts: list[str], beam_size: int | None, n_best: int,
+                         depth: int, attention: bool = False) -> list[Translation]:
+        """Translations of prepared texts. A text longer than the model should read at once is
+        halved; one whose translation is implausibly short (a model that stopped early) is
+        split at the clause boundary nearest its middle and its clauses translated apart."""
+        d = self.config.decode
+        ids = self.tokenizer.encode(texts)
+        out = [Translation("", 0.0, []) for _ in texts]
+        fits = [i for i, t in enumerate(texts) if t and len(ids[i]) <= d.max_source_tokens]
+        for i, h in zip(fits, self.search_ids([ids[i] for i in fits], beam_size, n_best)):
             decoded = self.tokenizer.decode([x.tokens for x in h])
             pairs = list(zip(decoded, (x.score for x in h)))
-            out[i] = Translation(pairs[0][0], pairs[0][1], pairs[1:], len(h[0].tokens))
+            aligned = self.align_ids(ids[i], h[0].tokens) if attention else None
+            out[i] = Translation(pairs[0][0], pairs[0][1], pairs[1:], len(h[0].tokens), aligned)
+        splits = {i: halve(texts[i]) for i, t in enumerate(texts)
+                  if t and len(ids[i]) > d.max_source_tokens}
+        if depth < MAX_CLAUSE_SPLITS:
+            for i in fits:
+                if len(ids[i]) >= MIN_SPLIT_TOKENS and \
+                        out[i].tokens < d.min_length_ratio * len(ids[i]):
+                    parts = split_clauses(texts[i])
+                    if parts is not None:
+                        splits[i] = parts
+        if splits:
+            flat = [part for parts in splits.values() for part, _ in parts]
+            done = self._translate_texts(flat, beam_size, n_best, depth + 1, attention)
+            at = 0
+            for i, parts in splits.items():
+                out[i] = join_parts(done[at:at + len(parts)], parts)
+                at += len(parts)
         return out
 
     def translate_full(self, texts: list[str], beam_size: int | None = None,
@@ -136,6 +194,12 @@ class Translator:
         A text of several sentences is translated sentence by sentence and put back together
         with its own spacing; nothing is truncated (over-long sentences go in word chunks).
         """
+        check_texts(texts)
+        if beam_size is not None and (isinstance(beam_size, bool) or not isinstance(beam_size, int)
+                                      or beam_size < 1):
+            raise ValueError(f"beam_size must be a whole number of at least 1, got {beam_size!r}")
+        if not 1 <= n_best <= (beam_size or self.config.decode.beam_size):
+            raise ValueError(f"n_best must be between 1 and the beam size, got {n_best}")
         pieces = [split_sentences(text) for text in texts]
         flat = [sentence for p in pieces for sentence, _ in p]
         done = self.translate_sentences(flat, beam_size, n_best)
@@ -146,12 +210,18 @@ class Translator:
         return out
 
     def translate(self, texts: list[str], beam_size: int | None = None) -> list[str]:
+        """One translation per text (a list of strings; a lone string is refused, since
+        iterating it would translate its characters one by one)."""
         return [t.text for t in self.translate_full(texts, beam_size)]
 
     def alignment(self, source: str, translation: str) -> Alignment:
         """Where the model looks: cross-attention while it reads ``translation`` back."""
-        src_ids = encode_source(self.tokenizer.encode([source])[0])
-        tgt_ids = self.tokenizer.encode([translation])[0]
+        return self.align_ids(*self.tokenizer.encode([source, translation]))
+
+    def align_ids(self, source_ids: list[int], target_ids: list[int]) -> Alignment:
+        """Cross-attention of the last decoder layer, averaged over heads, while the model reads
+        ``target_ids`` back after ``source_ids`` (teacher forced)."""
+        src_ids, tgt_ids = encode_source(source_ids), list(target_ids)
         src = torch.tensor([src_ids])
         tgt_in = torch.tensor([[BOS_ID] + tgt_ids])
         with torch.inference_mode():

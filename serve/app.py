@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -20,6 +22,7 @@ from serve.routes import ApiError, router
 from serve.settings import Settings, get_settings
 from serve.workers import ProcessWorkers, ThreadWorkers
 
+log = logging.getLogger("nmt.serve")
 REQUESTS = Counter("nmt_http_requests", "HTTP requests", ["route", "status"])
 LATENCY = Histogram("nmt_http_request_seconds", "HTTP request latency", ["route", "status"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
@@ -56,8 +59,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         await app.state.batcher.stop()  # requests in flight finish before the process exits
         workers.close()
 
-    app = FastAPI(title="nmt", version=__import__("nmt").__version__, lifespan=lifespan,
-                  description="Neural machine translation, LibreTranslate-compatible.")
+    # /docs and /redoc from assets the fastapi-offline package ships: they work with no internet.
+    app = FastAPIOffline(title="nmt", version=__import__("nmt").__version__, lifespan=lifespan,
+                         description="Neural machine translation, LibreTranslate-compatible.")
     app.state.settings = settings
     if settings.origins():
         app.add_middleware(CORSMiddleware, allow_origins=settings.origins(),
@@ -66,17 +70,24 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @app.middleware("http")
     async def measure(request: Request, call_next):
         start = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+            status = response.status_code
+        except Exception:  # a failure no handler took: counted, then answered as JSON
+            log.exception("unhandled error on %s", request.url.path)
+            response = JSONResponse({"error": "internal server error"}, status_code=500)
+            status = 500
         route = request.scope.get("route")
         path = route.path if route is not None else "unmatched"
-        REQUESTS.labels(path, str(response.status_code)).inc()
-        LATENCY.labels(path, str(response.status_code)).observe(time.perf_counter() - start)
+        REQUESTS.labels(path, str(status)).inc()
+        LATENCY.labels(path, str(status)).observe(time.perf_counter() - start)
         return response
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError):
-        return JSONResponse({"error": error.message}, status_code=error.status,
-                            headers=error.headers)
+        # A message may quote the request: never let its text break the response's encoding.
+        message = error.message.encode("utf-8", "backslashreplace").decode("utf-8")
+        return JSONResponse({"error": message}, status_code=error.status, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError):

@@ -42,14 +42,20 @@ class Job:
     sentences: list[str]
     beam_size: int
     n_best: int
+    attention: bool = False
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    released: bool = False  # its sentences no longer count as waiting
+
+    @property
+    def wanted(self) -> bool:
+        return not self.future.done()
 
 
 class Batcher:
     def __init__(self, max_queue: int, max_wait: float, max_sentences: int, workers: int,
                  translate):
         """Limits come from ``serve.settings.Settings``, the one place their defaults live;
-        ``translate(translator, sentences, beam_size, n_best)`` is a coroutine that runs one batch
+        ``translate(translator, sentences, beam_size, n_best, attention)`` is a coroutine that runs one batch
         off the event loop (``serve.workers``), ``workers`` of them at a time."""
         self.max_queue, self.max_wait, self.max_sentences = max_queue, max_wait, max_sentences
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
@@ -76,19 +82,29 @@ class Batcher:
             except asyncio.CancelledError:
                 pass
 
-    async def submit(self, translator, sentences: list[str], beam_size: int, n_best: int):
+    async def submit(self, translator, sentences: list[str], beam_size: int, n_best: int,
+                     attention: bool = False):
         # An empty queue takes any request, however large (it is within the request limits).
         if self.waiting and self.waiting + len(sentences) > self.max_queue:
             raise QueueFull()
-        job = Job(translator, sentences, beam_size, n_best)
+        job = Job(translator, sentences, beam_size, n_best, attention)
         self.waiting += len(sentences)
         QUEUE_DEPTH.set(self.waiting)
         self.queue.put_nowait(job)
         try:
             return await job.future
         except asyncio.CancelledError:
-            job.future.cancel()  # a timed-out request: the worker skips it
+            # A request that timed out or whose client left: it stops counting at once, and the
+            # worker skips whatever of it has not reached the model yet.
+            job.future.cancel()
+            self.release(job)
             raise
+
+    def release(self, job: Job) -> None:
+        if not job.released:
+            job.released = True
+            self.waiting -= len(job.sentences)
+            QUEUE_DEPTH.set(self.waiting)
 
     async def run(self) -> None:
         while True:
@@ -110,37 +126,85 @@ class Batcher:
                 count += len(job.sentences)
             groups: dict[tuple, list[Job]] = {}
             for job in jobs:
-                groups.setdefault((id(job.translator), job.beam_size, job.n_best), []).append(job)
+                groups.setdefault((id(job.translator), job.beam_size, job.n_best, job.attention),
+                                  []).append(job)
             for group in groups.values():
                 await self.translate_group(group)
 
     async def translate_group(self, jobs: list[Job]) -> None:
-        live = [job for job in jobs if not job.future.done()]
-        sentences = [s for job in live for s in job.sentences]
+        """Translate jobs of one model and search setting, ``max_sentences`` at a time, so that a
+        job abandoned meanwhile costs at most the chunk already in the model. If a chunk fails,
+        its jobs are retried one by one: a sentence that breaks the model fails its own request
+        and no other."""
         self.translating += 1
         try:
-            if sentences:
-                first = live[0]
-                BATCH_SIZE.observe(len(sentences))
-                self.batch_sizes = (self.batch_sizes + [len(sentences)])[-1000:]
-                start = time.perf_counter()
-                results = await self.translate(first.translator, sentences, first.beam_size,
-                                               first.n_best)
-                BATCH_SECONDS.observe(time.perf_counter() - start)
-                name = first.translator.name
-                SENTENCES.labels(name).inc(len(sentences))
-                TOKENS.labels(name).inc(sum(r.tokens for r in results))
-                at = 0
-                for job in live:
-                    part = results[at:at + len(job.sentences)]
-                    at += len(job.sentences)
-                    if not job.future.done():
-                        job.future.set_result(part)
-        except Exception as error:  # a model failure reaches the requests, not the worker
-            for job in live:
-                if not job.future.done():
-                    job.future.set_exception(error)
+            chunk: list[Job] = []
+            for job in jobs:
+                for part in self.pieces(job):
+                    chunk.append(part)
+                    if sum(len(j.sentences) for j in chunk) >= self.max_sentences:
+                        await self.translate_chunk(chunk)
+                        chunk = []
+            if chunk:
+                await self.translate_chunk(chunk)
         finally:
             self.translating -= 1
-            self.waiting -= sum(len(job.sentences) for job in jobs)
-            QUEUE_DEPTH.set(self.waiting)
+            for job in jobs:
+                self.release(job)
+
+    def pieces(self, job: Job) -> list[Job]:
+        """A large job as several of at most ``max_sentences`` sentences (one future each)."""
+        if len(job.sentences) <= self.max_sentences:
+            return [job]
+        loop = asyncio.get_running_loop()
+        parts = [Job(job.translator, job.sentences[i:i + self.max_sentences], job.beam_size,
+                     job.n_best, job.attention, loop.create_future(), released=True)
+                 for i in range(0, len(job.sentences), self.max_sentences)]
+        gather = asyncio.gather(*(p.future for p in parts))
+        gather.add_done_callback(lambda done: _settle(job, done))
+        job.future.add_done_callback(lambda _: [p.future.cancel() for p in parts])
+        return parts
+
+    async def translate_chunk(self, chunk: list[Job]) -> None:
+        live = [job for job in chunk if job.wanted]
+        if not live:
+            return
+        try:
+            await self.run_model(live)
+        except Exception as error:  # a model failure reaches the requests, not the worker
+            if len(live) == 1:
+                if live[0].wanted:
+                    live[0].future.set_exception(error)
+                return
+            for job in live:  # alone, so that the innocent ones succeed
+                await self.translate_chunk([job])
+
+    async def run_model(self, live: list[Job]) -> None:
+        sentences = [s for job in live for s in job.sentences]
+        first = live[0]
+        BATCH_SIZE.observe(len(sentences))
+        self.batch_sizes = (self.batch_sizes + [len(sentences)])[-1000:]
+        start = time.perf_counter()
+        results = await self.translate(first.translator, sentences, first.beam_size,
+                                       first.n_best, first.attention)
+        BATCH_SECONDS.observe(time.perf_counter() - start)
+        name = first.translator.name
+        SENTENCES.labels(name).inc(len(sentences))
+        TOKENS.labels(name).inc(sum(r.tokens for r in results))
+        at = 0
+        for job in live:
+            part = results[at:at + len(job.sentences)]
+            at += len(job.sentences)
+            if job.wanted:
+                job.future.set_result(part)
+
+
+def _settle(job: Job, gathered: asyncio.Future) -> None:
+    """A split job's result: its pieces' results in order, or the first failure."""
+    error = None if gathered.cancelled() else gathered.exception()
+    if job.future.done() or gathered.cancelled():
+        return
+    if error is not None:
+        job.future.set_exception(error)
+    else:
+        job.future.set_result([r for part in gathered.result() for r in part])

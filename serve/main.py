@@ -10,7 +10,7 @@ def run(models: list[str] | None = None, host: str | None = None, port: int | No
     import uvicorn
 
     from serve.app import create_app, load_registry
-    from serve.settings import Settings
+    from serve.settings import load_settings
 
     overrides = {}
     if models:
@@ -21,10 +21,40 @@ def run(models: list[str] | None = None, host: str | None = None, port: int | No
         overrides["port"] = port
     if quantize:
         overrides["quantize"] = quantize
-    settings = Settings(**overrides)
-    registry = load_registry(settings)  # a bad model directory fails here, before listening
+    settings = load_settings(**overrides)
+    sock = listen(settings.host, settings.port)  # a busy port fails here, before any claim
+    registry = load_registry(settings)  # a bad model directory fails here, before serving
     names = ", ".join(f"{t.name} ({t.src_lang}-{t.tgt_lang})" for t in registry.translators.values())
     print(f"serving {names} on http://{settings.host}:{settings.port}/ (API docs at /docs)",
           file=sys.stderr, flush=True)
-    uvicorn.run(create_app(settings, registry), host=settings.host, port=settings.port,
-                log_level="info", timeout_graceful_shutdown=30)
+    from serve.connections import (
+        StallTimeoutH11Protocol,
+        quiet_descriptor_errors,
+        raise_open_file_limit,
+    )
+
+    raise_open_file_limit()
+    StallTimeoutH11Protocol.header_timeout = settings.header_timeout_s
+    config = uvicorn.Config(create_app(settings, registry), log_level="info",
+                            timeout_graceful_shutdown=30, timeout_keep_alive=5,
+                            http=StallTimeoutH11Protocol)
+    server = uvicorn.Server(config)
+    quiet_descriptor_errors()
+    server.run(sockets=[sock])
+
+
+def listen(host: str, port: int):
+    """The server's socket, bound before anything else happens."""
+    import socket
+
+    from nmt.errors import NmtError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise NmtError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    return sock

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from nmt.segment import split_sentences
-from nmt.translator import join_translations
+from nmt.translation import join_translations
 from serve.batcher import Batcher, QueueFull
 from serve.registry import Registry
 from serve.schemas import ErrorResponse, Language, TranslateRequest, TranslateResponse
@@ -48,23 +48,30 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 BatcherDep = Annotated[Batcher, Depends(get_batcher)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 413, 503, 504)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 408, 413, 422, 503, 504)}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, stall_timeout: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body over the limit of {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), stall_timeout)
+        except StopAsyncIteration:
+            return bytes(body)
+        except TimeoutError:
+            raise ApiError(408, f"the request body stalled for {stall_timeout} s") from None
         body += chunk
         if len(body) > limit:
             raise ApiError(413, f"request body over the limit of {limit} bytes")
-    return bytes(body)
 
 
-async def parse_request(request: Request, limit: int) -> TranslateRequest:
-    body = await read_body(request, limit)
+async def parse_request(request: Request, limit: int, stall_timeout: float = 10.0
+                        ) -> TranslateRequest:
+    body = await read_body(request, limit, stall_timeout)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         from starlette.datastructures import Headers
@@ -102,6 +109,10 @@ async def parse_request(request: Request, limit: int) -> TranslateRequest:
         except json.JSONDecodeError as error:
             raise ApiError(400, f"malformed JSON: {error.msg} (line {error.lineno}, column "
                                 f"{error.colno})") from None
+        except RecursionError:
+            raise ApiError(400, "malformed JSON: nested too deeply") from None
+        except ValueError as error:  # e.g. a number of more than 4,300 digits
+            raise ApiError(400, f"malformed JSON: {error}") from None
         if not isinstance(payload, dict):
             raise ApiError(400, "the request body must be a JSON object")
     if "q" not in payload:
@@ -114,8 +125,20 @@ async def parse_request(request: Request, limit: int) -> TranslateRequest:
         raise ApiError(400, f"invalid parameter {where}: {first['msg']}") from None
 
 
+def check_text(text: str, what: str) -> None:
+    """Text the tokenizer can take: valid Unicode, so no lone surrogate (JSON's "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ApiError(400, f"{what} is not valid Unicode: a lone surrogate "
+                            f"{ascii(text[error.start])} at character {error.start}") from None
+
+
 def check_limits(req: TranslateRequest, settings: Settings) -> list[str]:
     texts = [req.q] if isinstance(req.q, str) else list(req.q)
+    for name in ("source", "target", "model", "api_key", "format"):
+        if getattr(req, name) is not None:
+            check_text(getattr(req, name), name)
     if settings.keys() and req.api_key not in settings.keys():
         raise ApiError(403, "invalid or missing api_key")
     if len(texts) > settings.batch_limit:
@@ -123,6 +146,7 @@ def check_limits(req: TranslateRequest, settings: Settings) -> list[str]:
     for i, text in enumerate(texts):
         if len(text) > settings.char_limit:
             raise ApiError(413, f"text {i} has {len(text)} characters (limit {settings.char_limit})")
+        check_text(text, f"text {i}")
     if req.format != "text":
         raise ApiError(400, f"format {req.format!r} is not supported; use text")
     if req.source == "auto":
@@ -135,6 +159,37 @@ def check_limits(req: TranslateRequest, settings: Settings) -> list[str]:
     return texts
 
 
+class ClientGone(Exception):
+    pass
+
+
+async def until_disconnected(request: Request, work, timeout: float):
+    """``work``'s result, or TimeoutError after ``timeout`` s, or ClientGone when the client has
+    closed its connection; either way ``work`` is cancelled and stops costing anything."""
+    task = asyncio.ensure_future(work)
+
+    async def watch():
+        while not await request.is_disconnected():
+            await asyncio.sleep(0.1)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+    if watcher in done:
+        raise ClientGone()
+    raise TimeoutError()
+
+
 @router.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True,
              responses=ERRORS, openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": TranslateRequest.model_json_schema()},
@@ -143,7 +198,7 @@ def check_limits(req: TranslateRequest, settings: Settings) -> list[str]:
 async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep,
                     settings: SettingsDep):
     """Translate a text or a list of texts (LibreTranslate's API)."""
-    req = await parse_request(request, settings.body_limit)
+    req = await parse_request(request, settings.body_limit, settings.body_timeout_s)
     texts = check_limits(req, settings)
     translator = registry.pick(req.source, req.target, req.model)
     if translator is None:
@@ -153,11 +208,14 @@ async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep
     beam_size = max(req.beam_size or settings.beam_size, n_best)
     pieces = [split_sentences(t) if t.strip() else [] for t in texts]
     sentences = [s for p in pieces for s, _ in p]
+    if len(sentences) > settings.sentence_limit:
+        raise ApiError(413, f"too many sentences: {len(sentences)} (limit "
+                            f"{settings.sentence_limit} per request)")
     results = []
     if sentences:
         try:
-            results = await asyncio.wait_for(
-                batcher.submit(translator, sentences, beam_size, n_best),
+            results = await until_disconnected(
+                request, batcher.submit(translator, sentences, beam_size, n_best, req.attention),
                 settings.request_timeout_s)
         except QueueFull:
             raise ApiError(503, "the server is busy: too many sentences waiting; retry soon",
@@ -168,6 +226,11 @@ async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep
         except TimeoutError:
             raise ApiError(504, f"translation took longer than {settings.request_timeout_s} s") \
                 from None
+        except ClientGone:  # nobody to answer; the status is for the access log only
+            raise ApiError(499, "the client closed the connection") from None
+        except Exception as error:  # it failed alone (serve/batcher.py retried it alone)
+            raise ApiError(422, f"this text could not be translated ({type(error).__name__}: "
+                                f"{str(error)[:200]})") from None
     out, alternatives, attention, at = [], [], [], 0
     for p in pieces:
         part = results[at:at + len(p)]
@@ -176,13 +239,11 @@ async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep
         out.append(joined.text)
         alternatives.append([joined.alternatives[k][0] if k < len(joined.alternatives)
                              else joined.text for k in range(req.alternatives)])
-        if req.attention:
-            aligned = await asyncio.to_thread(
-                lambda part=part, p=p: [translator.alignment(s, r.text)
-                                        for (s, _), r in zip(p, part)])
-            attention.append([{"source_tokens": a.src_tokens, "target_tokens": a.tgt_tokens,
-                               "weights": [[round(w, 4) for w in row] for row in a.weights]}
-                              for a in aligned])
+        if req.attention:  # computed in the worker, over the ids it decoded
+            attention.append([{"source_tokens": r.alignment.src_tokens,
+                               "target_tokens": r.alignment.tgt_tokens,
+                               "weights": [[round(w, 4) for w in row] for row in r.alignment.weights]}
+                              for r in part if r.alignment is not None])
     single = isinstance(req.q, str)
     response = {"translatedText": out[0] if single else out, "model": translator.name}
     if req.alternatives:
@@ -204,7 +265,14 @@ async def health(registry: RegistryDep):
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics():
+async def metrics(request: Request, settings: SettingsDep):
+    """Prometheus metrics; behind the API key when keys are set (``?api_key=`` or a bearer
+    token), unless NMT_METRICS_PUBLIC is true."""
+    if settings.keys() and not settings.metrics_public:
+        given = request.query_params.get("api_key") or \
+            request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if given not in settings.keys():
+            raise ApiError(403, "invalid or missing api_key")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

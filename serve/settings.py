@@ -7,7 +7,10 @@ import sys
 from functools import lru_cache
 from typing import Literal
 
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nmt.errors import NmtError
 
 
 class Settings(BaseSettings):
@@ -17,24 +20,30 @@ class Settings(BaseSettings):
     models_dir: str = "models"
     default_models: str = ""  # e.g. "de-en=transformer-de-en"; else the best val BLEU per pair
     host: str = "127.0.0.1"
-    port: int = 5000
-    char_limit: int = 5000  # characters per text
-    batch_limit: int = 64  # texts per request
-    body_limit: int = 1_000_000  # bytes per request body
+    port: int = Field(5000, ge=0, le=65535)
+    char_limit: int = Field(5000, ge=1)  # characters per text
+    batch_limit: int = Field(64, ge=1)  # texts per request
+    sentence_limit: int = Field(256, ge=1)  # sentences per request, after splitting the texts
+    body_limit: int = Field(1_000_000, ge=1024)  # bytes per request body
     api_keys: str = ""  # comma-separated; empty: no key needed
+    metrics_public: bool = False  # /metrics without a key even when keys are set
     cors_origins: str = ""  # comma-separated origins allowed by CORS
-    beam_size: int = 4
-    max_beam_size: int = 8
-    max_alternatives: int = 4
-    queue_size: int = 256  # sentences waiting; beyond it requests get 503
-    max_wait_ms: float = 5.0  # under load, how long a batch may wait for more work
-    batch_max_sentences: int = 64
-    request_timeout_s: float = 30.0
+    beam_size: int = Field(4, ge=1, le=64)
+    max_beam_size: int = Field(8, ge=1, le=64)
+    max_alternatives: int = Field(4, ge=0, le=63)
+    queue_size: int = Field(256, ge=1)  # sentences waiting; beyond it requests get 503
+    max_wait_ms: float = Field(5.0, ge=0, le=10_000)  # under load, how long a batch waits for more
+    batch_max_sentences: int = Field(64, ge=1)
+    request_timeout_s: float = Field(30.0, gt=0, le=3600)
+    # A client that stalls: its connection is closed when the request headers have not all
+    # arrived in header_timeout_s, its request refused (408) when the body stalls that long.
+    header_timeout_s: float = Field(10.0, gt=0, le=3600)
+    body_timeout_s: float = Field(10.0, gt=0, le=3600)
     quantize: Literal["int8", "none"] = "int8"  # decoding weights (nmt.config.PRECISIONS)
     # Batches translated side by side (0: one per core) and torch threads per batch (0: the cores
     # shared among the workers). See serve/batcher.py and the README's load figures.
-    workers: int = 0
-    threads: int = 0
+    workers: int = Field(0, ge=0, le=256)
+    threads: int = Field(0, ge=0, le=256)
     # Workers are processes of their own (serve/workers.py: two processes decode side by side,
     # two threads of one process mostly take turns), or threads of the server process. Processes
     # are forked, which only Linux does safely.
@@ -61,6 +70,20 @@ class Settings(BaseSettings):
         return {pair.strip(): name.strip() for pair, name in pairs}
 
 
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment (and ``overrides``); an invalid value is one line naming the
+    variable, the value and what is allowed."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = str(item["loc"][0]) if item["loc"] else "?"
+            value = item.get("input")
+            problems.append(f"NMT_{name.upper()}={value!r}: {item['msg']}")
+        raise NmtError("invalid setting: " + "; ".join(problems)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

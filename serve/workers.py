@@ -49,8 +49,15 @@ def _start_worker(translators: dict[str, object], threads: int) -> None:
         pass
 
 
-def _translate(name: str, sentences: list[str], beam_size: int, n_best: int):
-    return _translators[name].translate_sentences(sentences, beam_size, n_best)
+def translate_batch(translator, sentences: list[str], beam_size: int, n_best: int,
+                    attention: bool):
+    if attention:  # with the cross-attention over the decoded ids (the page's heatmap)
+        return translator.translate_sentences(sentences, beam_size, n_best, attention=True)
+    return translator.translate_sentences(sentences, beam_size, n_best)
+
+
+def _translate(name: str, sentences: list[str], beam_size: int, n_best: int, attention: bool):
+    return translate_batch(_translators[name], sentences, beam_size, n_best, attention)
 
 
 class ThreadWorkers:
@@ -59,9 +66,10 @@ class ThreadWorkers:
     def start(self) -> None:
         pass
 
-    async def translate(self, translator, sentences: list[str], beam_size: int, n_best: int):
-        return await asyncio.to_thread(translator.translate_sentences, sentences, beam_size,
-                                       n_best)
+    async def translate(self, translator, sentences: list[str], beam_size: int, n_best: int,
+                        attention: bool = False):
+        return await asyncio.to_thread(translate_batch, translator, sentences, beam_size, n_best,
+                                       attention)
 
     def close(self) -> None:
         pass
@@ -82,11 +90,12 @@ class ProcessWorkers:
         for future in [self.pool.submit(int) for _ in range(self.count)]:
             future.result()
 
-    async def translate(self, translator, sentences: list[str], beam_size: int, n_best: int):
+    async def translate(self, translator, sentences: list[str], beam_size: int, n_best: int,
+                        attention: bool = False):
         pool = self.pool
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                pool, _translate, translator.name, sentences, beam_size, n_best)
+                pool, _translate, translator.name, sentences, beam_size, n_best, attention)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): this batch fails, the next gets new workers.
             if self.pool is pool:

@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# Tests run torch on one thread: the same results and timings whatever else the machine runs
+# (two test processes' thread pools fighting over two cores slowed both tenfold).
+torch.set_num_threads(1)
+
 ROOT = Path(__file__).resolve().parent.parent
 MULTI30K = ROOT / "data" / "multi30k"
 
@@ -71,19 +75,19 @@ def toy_tokenizer(tmp_path_factory, toy_corpus_dir):
     from nmt.tokenizer import train_tokenizer
 
     src, tgt = toy_corpus(1500, 0)
-    return train_tokenizer(src + tgt, tmp_path_factory.mktemp("spm") / "spm.model", vocab_size=64)
+    return train_tokenizer(src + tgt, tmp_path_factory.mktemp("spm") / "spm.model", vocab_size=320)
 
 
-def tiny_config(corpus: Path, arch: str = "transformer", **train):
+def tiny_config(corpus: Path, arch: str = "transformer", data: dict | None = None, **train):
     from nmt.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainConfig
 
     defaults = dict(max_tokens=1500, lr=3e-3, warmup_steps=50, max_epochs=2, log_every_steps=10,
                     save_every_steps=20, average_last=2, precision="fp32", label_smoothing=0.0,
-                    device="cpu")  # exact-resume checks hold for CPU kernels, GPU or not
+                    device="cpu", threads=1)  # exact-resume checks hold for CPU kernels
     defaults.update(train)
     return Config(
         name="tiny",
-        data=DataConfig(corpus=str(corpus), vocab_size=64),
+        data=DataConfig(corpus=str(corpus), vocab_size=320, **(data or {})),
         model=ModelConfig(arch=arch, d_model=32, n_heads=2, n_encoder_layers=1,
                           n_decoder_layers=1, d_ff=64, dropout=0.0, embed_dim=32, hidden_size=32),
         train=TrainConfig(**defaults),
@@ -93,12 +97,14 @@ def tiny_config(corpus: Path, arch: str = "transformer", **train):
 
 @pytest.fixture(scope="session")
 def trained_model_dir(tmp_path_factory, toy_corpus_dir) -> Path:
-    """A tiny Transformer trained on the toy corpus until it translates it (about 20 s)."""
+    """A tiny Transformer trained on the toy corpus until it translates it (about 25 s), with
+    joined examples and pass-through spans as the shipped models are."""
     from nmt.training import train
 
     run = tmp_path_factory.mktemp("run") / "tiny"
     torch.manual_seed(0)
-    train(tiny_config(toy_corpus_dir, max_epochs=20, eval_max_sentences=30), run)
+    augment = dict(join_fraction=0.3, join_max=3, span_fraction=0.2)
+    train(tiny_config(toy_corpus_dir, data=augment, max_epochs=20, eval_max_sentences=30), run)
     return run / "best"
 
 

@@ -20,9 +20,11 @@ def report(trained_model_dir, toy_corpus_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports") / "toy"
     references = read_lines(toy_corpus_dir / "test_2016_flickr.en.gz")
     copy = write_lines(out.parent / "copy.txt", references)  # a perfect "system"
+    half = write_lines(out.parent / "half.txt",  # and one that gets every other sentence wrong
+                       [r if i % 2 else "a a a a" for i, r in enumerate(references)])
     result = evaluate("--model", str(trained_model_dir), "--hyp", f"oracle={copy}",
-                      "--data", str(toy_corpus_dir), "--baseline", "best", "--beam", "2",
-                      "--out", str(out))
+                      "--hyp", f"half={half}", "--data", str(toy_corpus_dir), "--baseline",
+                      "half", "--beam", "2", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -31,17 +33,32 @@ def test_report_files_and_contents(report):
     assert {p.name for p in report.iterdir()} >= {"report.md", "report.json", "by_length.png",
                                                   "best.hyp.txt", "oracle.hyp.txt"}
     data = json.loads((report / "report.json").read_text())
-    oracle, model = data["systems"]["oracle"], data["systems"]["best"]
-    assert oracle["bleu"] == 100.0 and oracle["bleu"] > model["bleu"]
+    oracle, model, half = (data["systems"][n] for n in ("oracle", "best", "half"))
+    assert oracle["bleu"] == 100.0 and oracle["bleu"] >= model["bleu"] > half["bleu"]
     assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in model["bleu_signature"]
     assert model["significance"]["bleu"]["ci95"] >= 0
     assert oracle["significance"]["bleu"]["p_bs"] < 0.05 and "p_ar" in oracle["significance"]["bleu"]
-    assert "p_bs" not in model["significance"]["bleu"]  # the baseline is not tested against itself
+    assert "p_bs" not in half["significance"]["bleu"]  # the baseline is not tested against itself
     assert sum(b["sentences"] for b in model["by_length"]) == data["sentences"]
     assert model["info"]["parameters"] > 0 and model["info"]["sentences_per_second"] > 0
     markdown = (report / "report.md").read_text()
     assert "| oracle | 100.00 |" in markdown and "one of the longest" in markdown
     assert (report / "by_length.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_has_the_robustness_sets(report):
+    data = json.loads((report / "report.json").read_text())
+    robust = data["robustness"]["best"]  # models only: a hypothesis file has no robustness sets
+    names = [row["set"] for row in robust["sets"]]
+    assert names == ["plain", "long-2", "long-3", "long-4", "long-6", "upper", "lower", "pass"]
+    long3 = robust["sets"][2]
+    assert long3["pairs"] == data["sentences"] // 3 and "one_by_one_bleu" in long3
+    assert 0 <= robust["sets"][-1]["copied"] <= 1 and "emoji" in robust["sets"][-1]["copied_by_kind"]
+    assert robust["sets"][5]["all_caps"] > 0.9  # capitals in, capitals out
+    assert sum(b["pairs"] for b in robust["by_source_length"]) == sum(
+        row["pairs"] for row in robust["sets"][:5])
+    assert (report / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Robustness" in (report / "report.md").read_text()
 
 
 @pytest.mark.parametrize("problem", ["short", "empty", "not-a-model"])

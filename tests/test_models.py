@@ -80,13 +80,17 @@ def test_model_dir_round_trip(tmp_path, toy_tokenizer, arch):
     src, src_mask, tgt_in = sample_batch(toy_tokenizer.vocab_size)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(src, src_mask, tgt_in), model(src, src_mask, tgt_in))
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "spm.model"]
+    assert sorted(p.name for p in path.iterdir()) == ["SHA256SUMS", "config.json",
+                                                     "model.safetensors", "spm.model"]
 
 
 def test_truncated_weights_are_reported(tmp_path, toy_tokenizer):
     path, _ = save_tiny(tmp_path, toy_tokenizer)
     weights = path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(NmtError, match="model.safetensors: checksum mismatch"):
+        Translator.load(path)
+    (path / "SHA256SUMS").unlink()  # a directory from before checksums: the loader still tells
     with pytest.raises(NmtError, match="model.safetensors: corrupted or truncated"):
         Translator.load(path)
 

@@ -23,7 +23,7 @@ TINY = """
 name = "tiny"
 [data]
 corpus = "{corpus}"
-vocab_size = 64
+vocab_size = 320
 [model]
 d_model = 32
 n_heads = 2
@@ -168,7 +168,7 @@ def test_resume_with_a_different_vocabulary_is_refused(tmp_path, toy_corpus_dir)
     run = tmp_path / "run"
     assert run_train("--config", str(config), "--run-dir", str(run), cwd=tmp_path).returncode == 0
     src, tgt = toy_corpus(500, seed=4)
-    train_tokenizer(src + tgt, run / "spm.model", vocab_size=48)
+    train_tokenizer(src + tgt, run / "spm.model", vocab_size=330)
     result = run_train("--resume", str(run), cwd=tmp_path)
     assert result.returncode == 2
     assert "vocabulary" in result.stderr and "Traceback" not in result.stderr

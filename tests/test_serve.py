@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import os
+import re
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
-from nmt.translator import Alignment, Translation
+from nmt.translation import Alignment, Translation
 from serve.app import create_app, load_registry
 from serve.registry import Registry
 from serve.settings import Settings
+
+JSON = {"Content-Type": "application/json"}
 
 
 class StubTranslator:
@@ -26,7 +32,7 @@ class StubTranslator:
         self.active = self.most_active = 0  # batches in progress at once
         self.guard = threading.Lock()
 
-    def translate_sentences(self, sentences, beam_size=None, n_best=1):
+    def translate_sentences(self, sentences, beam_size=None, n_best=1, attention=False):
         with self.guard:
             self.batches.append(list(sentences))
             self.active += 1
@@ -35,8 +41,8 @@ class StubTranslator:
         with self.guard:
             self.active -= 1
         return [Translation(s.upper(), -1.0, [(s.upper() + f" #{k}", -2.0) for k in range(1, n_best)],
-                            len(s.split())) if s.strip() else Translation("", 0.0, [])
-                for s in sentences]
+                            len(s.split()), self.alignment(s, s.upper()) if attention else None)
+                if s.strip() else Translation("", 0.0, []) for s in sentences]
 
     def alignment(self, source, translation):
         src, tgt = source.split() + ["</s>"], translation.split() + ["</s>"]
@@ -272,3 +278,153 @@ def test_worker_processes_translate_and_a_dead_worker_is_replaced():
         r = c.post("/translate", json={"q": "weiter", "source": "de", "target": "en"})
         assert r.status_code == 200 and r.json()["translatedText"].startswith("WEITER ")
         assert int(r.json()["translatedText"].split()[1]) not in pids  # a new worker
+
+
+# ----------------------------------------------------------------------------- isolation
+
+
+class PoisonStub(StubTranslator):
+    """Fails any batch that holds the sentence "gift"."""
+
+    def translate_sentences(self, sentences, beam_size=None, n_best=1, attention=False):
+        if "gift" in sentences:
+            self.batches.append(list(sentences))
+            raise RuntimeError("this sentence breaks the model")
+        return super().translate_sentences(sentences, beam_size, n_best, attention)
+
+
+def test_bad_text_is_refused_before_the_queue(client):
+    for body in ({"q": "\ud800", "source": "de", "target": "en"},
+                 {"q": ["gut", "a\udfffb"], "source": "de", "target": "en"},
+                 {"q": "gut", "source": "\ud800", "target": "en"}):
+        r = client.post("/translate", content=json.dumps(body), headers=JSON)
+        assert r.status_code == 400 and "surrogate" in r.json()["error"], r.text
+    assert client.app.state.batcher.batch_sizes == []  # nothing reached the model
+
+
+def test_a_failing_batch_fails_only_its_culprit():
+    stub = PoisonStub(delay=0.3)
+    with make_client(stub, max_wait_ms=200) as c:
+        bodies = [{"q": q, "source": "de", "target": "en"} for q in ("eins", "gift", "zwei", "drei")]
+        with concurrent.futures.ThreadPoolExecutor(5) as pool:
+            blocker = pool.submit(c.post, "/translate", json={"q": "vorher", "source": "de",
+                                                              "target": "en"})
+            time.sleep(0.1)  # the blocker is in the model: the four queue up together
+            answers = list(pool.map(lambda b: c.post("/translate", json=b), bodies))
+            assert blocker.result().status_code == 200
+        statuses = [a.status_code for a in answers]
+        assert statuses == [200, 422, 200, 200], [a.text for a in answers]
+        assert answers[1].json()["error"].startswith("this text could not be translated")
+        assert any(len(batch) > 1 and "gift" in batch for batch in stub.batches)  # shared one
+
+
+def test_a_timed_out_request_stops_counting_at_once():
+    with make_client(StubTranslator(delay=1.0), request_timeout_s=0.2) as c:
+        r = c.post("/translate", json={"q": "langsam", "source": "de", "target": "en"})
+        assert r.status_code == 504
+        assert c.app.state.batcher.waiting == 0  # released at the timeout, not after the batch
+
+
+def test_an_abandoned_job_is_never_decoded():
+    from serve.batcher import Batcher
+
+    decoded = []
+
+    async def translate(translator, sentences, beam_size, n_best, attention=False):
+        decoded.append(list(sentences))
+        await asyncio.sleep(0.2)
+        return [Translation(s, 0.0, []) for s in sentences]
+
+    async def scenario():
+        batcher = Batcher(100, 0.0, 2, 1, translate)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit("m", ["a", "b", "c", "d"], 1, 1))
+        await asyncio.sleep(0.05)  # the first chunk of two is in the model
+        first.cancel()
+        late = asyncio.ensure_future(batcher.submit("m", ["x"], 1, 1))
+        await asyncio.sleep(0.01)
+        late.cancel()  # gone before its turn
+        await asyncio.sleep(0.01)
+        waiting = batcher.waiting  # both released at once, though "a", "b" are still decoding
+        await asyncio.sleep(0.5)
+        await batcher.stop()
+        return waiting
+
+    assert asyncio.run(scenario()) == 0
+    assert decoded == [["a", "b"]]  # the rest of the first job and the whole second never ran
+
+
+def test_metrics_need_the_key_and_count_failures():
+    with make_client(PoisonStub(), api_keys="k1") as c:
+        assert c.get("/metrics").status_code == 403
+        c.post("/translate", json={"q": "gift", "source": "de", "target": "en", "api_key": "k1"})
+        text = c.get("/metrics", params={"api_key": "k1"}).text
+        assert 'status="422"' in text
+
+
+def test_docs_work_offline(client):
+    for path in ("/docs", "/redoc"):
+        html = client.get(path).text
+        urls = re.findall(r'(?:src|href)=["\']([^"\']+)', html) + re.findall(r"url: *'([^']+)'", html)
+        assert urls and all(u.startswith("/") for u in urls), urls
+        for url in urls:
+            assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize("variable, value", [("NMT_QUEUE_SIZE", "abc"), ("NMT_QUANTIZE", "fp16"),
+                                             ("NMT_PORT", "abc"), ("NMT_CHAR_LIMIT", "-5")])
+def test_invalid_settings_exit_2_with_one_line(variable, value, tmp_path):
+    env = {**os.environ, variable: value}
+    result = subprocess.run([sys.executable, "-m", "nmt", "serve"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_busy_port_is_one_line_before_any_claim(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "nmt", "serve", "--port", str(port)],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "serving" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and str(port) in result.stderr
+
+
+def test_json_that_breaks_parsers_is_a_400(client):
+    for body in ('{"q": "a", "source": "de", "target": "en", "beam_size": 1' + "0" * 5000 + "}",
+                 "[" * 100_000):
+        r = client.post("/translate", content=body, headers=JSON)
+        assert r.status_code == 400 and r.json()["error"].startswith("malformed JSON")
+
+
+def test_isolation_with_real_worker_processes(trained_model_dir):
+    registry = Registry()
+    registry.add(PoisonStub(name="poison-de-en"))
+    real = load_registry(Settings(models=str(trained_model_dir), processes=True))
+    for translator in real.translators.values():
+        registry.add(translator)
+    settings = Settings(processes=True, workers=2, max_wait_ms=50)
+    with TestClient(create_app(settings, registry)) as c:
+        def post(q, model="poison-de-en"):
+            return c.post("/translate", json={"q": q, "source": "de", "target": "en",
+                                              "model": model})
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            bad = pool.submit(post, "gift")
+            surrogate = pool.submit(lambda: c.post("/translate", headers=JSON, content=(
+                '{"q": "\\ud800", "source": "de", "target": "en"}')))
+            long = pool.submit(post, "0" * 2500 + " " + "wort" * 600, real_name(real))
+            good = [pool.submit(post, f"satz {i}") for i in range(3)]
+            assert bad.result().status_code == 422
+            assert surrogate.result().status_code == 400
+            assert long.result().status_code == 200 and "0" * 2500 in long.result().json()[
+                "translatedText"]
+            assert [g.result().status_code for g in good] == [200, 200, 200]
+
+
+def real_name(registry) -> str:
+    return next(iter(registry.translators))

@@ -1,0 +1,243 @@
+"""Faults under load: can one request hurt the others? Prints JSON.
+
+    python bench/faults.py --clients 16 --phase-seconds 10
+
+Starts `nmt serve` on a free local port (request timeout 5 s, so that timeouts happen within a
+phase), keeps ``--clients`` normal clients translating single sentences the whole time, and runs
+phases one after another: nothing else (the baseline), poison requests (lone surrogates, a text
+of 5,000 zeros, 80 long words, absurd numbers, deep nesting), oversized but legal requests,
+requests abandoned by their clients, requests that time out, attention requests on long texts,
+stalled connections (headers or half a body, never finished), and a killed worker process. For
+each phase: the normal requests' failures and latency p50/p95, what the abusive requests got,
+and how soon after an abandoned or timed-out request the next normal one was served.
+
+Bounded: every phase has a fixed length, every request a timeout, and the server is stopped at
+the end; all traffic goes to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from load import Connection, free_port, process_tree  # noqa: E402
+
+from nmt.corpus import read_lines, split_file  # noqa: E402
+
+POISON = [
+    '{"q": "\\ud800", "source": "de", "target": "en"}',
+    '{"q": "ok", "source": "\\ud800", "target": "en"}',
+    json.dumps({"q": "0" * 5000, "source": "de", "target": "en"}),
+    json.dumps({"q": " ".join(["Donaudampfschifffahrtsgesellschaftskapitän"] * 80),
+                "source": "de", "target": "en"}),
+    json.dumps({"q": "".join(random.Random(0).choice("abcdefghij") for _ in range(5000)),
+                "source": "de", "target": "en"}),
+    '{"q": "Ein Hund.", "source": "de", "target": "en", "beam_size": 1' + "0" * 5000 + "}",
+    "[" * 100_000,
+]
+
+
+class Phases:
+    """Which phase a normal request started in, and what happened to it."""
+
+    def __init__(self):
+        self.name = "warm-up"
+        self.results: dict[str, list[tuple[float, int | str]]] = {}
+
+    def record(self, phase: str, seconds: float, status) -> None:
+        self.results.setdefault(phase, []).append((seconds, status))
+
+
+async def raw_post(port: int, body: bytes, timeout: float = 60.0) -> int | str:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        writer.close()
+        return int(head.split(b" ", 2)[1])
+    except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
+        return type(error).__name__
+
+
+async def normal_client(port: int, sentences: list[str], phases: Phases, stop: asyncio.Event):
+    connection, at = Connection(f"http://127.0.0.1:{port}"), 0
+    while not stop.is_set():
+        text, at = sentences[at % len(sentences)], at + 1
+        phase, start = phases.name, time.perf_counter()
+        try:
+            status = await asyncio.wait_for(connection.post(
+                "/translate", {"q": text, "source": "de", "target": "en"}), 60)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
+            status = type(error).__name__
+            connection.close()
+        phases.record(phase, time.perf_counter() - start, status)
+    connection.close()
+
+
+async def probe_delay(port: int) -> float:
+    """Seconds until a lone normal request is answered."""
+    start = time.perf_counter()
+    await raw_post(port, json.dumps({"q": "Ein Hund.", "source": "de", "target": "en"}).encode())
+    return round(time.perf_counter() - start, 2)
+
+
+def big_request(sentences: list[str], texts: int, beam: int, **extra) -> bytes:
+    text = " ".join(sentences[:40])[:4900]
+    return json.dumps({"q": [text] * texts, "source": "de", "target": "en", "beam_size": beam,
+                       **extra}).encode()
+
+
+async def abandon(port: int, body: bytes, after: float) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    await asyncio.sleep(after)
+    writer.close()
+
+
+async def stall(port: int, count: int, seconds: float) -> dict:
+    """Connections that send half a request and stop; how many the server closed itself."""
+    streams = []
+    for i in range(count):
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            break
+        writer.write(b"POST /translate HTTP/1.1\r\nHost: x\r\n" if i % 2 else
+                     b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"q\":")
+        streams.append((reader, writer))
+    await asyncio.sleep(seconds)
+    closed = 0
+    for reader, writer in streams:
+        try:
+            data = await asyncio.wait_for(reader.read(1 << 16), 0.05)
+            closed += data == b"" or data.startswith(b"HTTP/1.1 408")
+        except (TimeoutError, OSError):
+            pass
+        writer.close()
+    return {"opened": len(streams), "closed_by_server": closed}
+
+
+async def run_phases(port: int, server_pid: int, sentences: list[str], clients: int,
+                     seconds: float) -> dict:
+    phases, stop = Phases(), asyncio.Event()
+    workers = [asyncio.ensure_future(normal_client(port, sentences[i::clients], phases, stop))
+               for i in range(clients)]
+    await asyncio.sleep(3)
+    extra: dict[str, dict] = {}
+
+    async def during(name: str, abuse) -> None:
+        phases.name = name
+        extra[name] = await abuse() or {}
+        remaining = seconds - (time.perf_counter() - started[0])
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    started = [0.0]
+
+    async def poison():
+        statuses = []
+        while time.perf_counter() - started[0] < seconds:
+            statuses.append(await raw_post(port, POISON[len(statuses) % len(POISON)].encode()))
+            await asyncio.sleep(0.2)
+        return {"statuses": sorted({str(s) for s in statuses}), "sent": len(statuses)}
+
+    async def oversized():
+        return {"statuses": [await raw_post(port, big_request(sentences, 64, 8)),
+                             await raw_post(port, big_request(sentences, 5, 8))]}
+
+    async def abandoned():
+        await abandon(port, big_request(sentences, 5, 8), after=0.5)
+        return {"next_normal_request_s": await probe_delay(port)}
+
+    async def timed_out():
+        status = await raw_post(port, big_request(sentences, 6, 8))
+        return {"status": status, "next_normal_request_s": await probe_delay(port)}
+
+    async def attention():
+        body = big_request(sentences, 3, 4, attention=True)
+        return {"statuses": [await raw_post(port, body) for _ in range(2)]}
+
+    async def stalled():
+        return await stall(port, 300, min(seconds, 12))
+
+    async def killed():
+        children = [p for p in process_tree(server_pid) if p != server_pid]
+        if children:
+            os.kill(children[0], signal.SIGKILL)
+        return {"killed_pid": children[0] if children else None}
+
+    for name, abuse in (("baseline", lambda: asyncio.sleep(0)), ("poison", poison),
+                        ("oversized", oversized), ("abandoned", abandoned),
+                        ("timed-out", timed_out), ("attention", attention),
+                        ("stalled", stalled), ("worker-killed", killed)):
+        started[0] = time.perf_counter()
+        await during(name, abuse)
+    stop.set()
+    await asyncio.gather(*workers)
+    return summarise(phases, extra)
+
+
+def summarise(phases: Phases, extra: dict) -> dict:
+    out = {}
+    for name, rows in phases.results.items():
+        latencies = sorted(s for s, _ in rows)
+        failures = [str(status) for _, status in rows if status != 200]
+
+        def pct(q):
+            return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
+
+        out[name] = {"normal_requests": len(rows), "normal_failures": len(failures),
+                     "failure_kinds": sorted(set(failures)),
+                     "latency_ms": {"p50": pct(0.5), "p95": pct(0.95)}, **extra.get(name, {})}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--phase-seconds", type=float, default=10.0)
+    parser.add_argument("--data", default="data/multi30k")
+    args = parser.parse_args()
+    sentences = read_lines(split_file(args.data, "test_2016_flickr", "de"))
+    port = free_port()
+    env = {**os.environ, "NMT_REQUEST_TIMEOUT_S": "5", "NMT_HEADER_TIMEOUT_S": "5",
+           "NMT_BODY_TIMEOUT_S": "5"}
+    server = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(600):
+            if asyncio.run(raw_post(port, b'{"q": "a", "source": "de", "target": "en"}', 5)) == 200:
+                break
+            time.sleep(0.2)
+        else:
+            raise SystemExit("the server did not start")
+        result = asyncio.run(run_phases(port, server.pid, sentences, args.clients,
+                                        args.phase_seconds))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    log = server.stderr.read().decode(errors="replace")
+    result = {"benchmark": "faults", "clients": args.clients,
+              "phase_seconds": args.phase_seconds, "phases": result,
+              "server_log_lines": log.count("\n"), "server_500s": log.count('" 500')}
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

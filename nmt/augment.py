@@ -1,0 +1,164 @@
+"""Training pairs for what people type, made from the corpus itself (issue: robust translation).
+
+Multi30k is one caption per line: short, cased as in print, almost no digits. Trained on it alone
+a model drops the end of long inputs, garbles lowercase and capitals, and mangles numbers. Four
+cheap, seeded transforms of the training set teach it otherwise (docs/TUNING.md measures each):
+
+- joined: k consecutive pairs joined into one long pair (", und " / ", and ", "; ", " und " /
+  " and "), so training covers the lengths the service accepts;
+- lowercased: copies whose source is lowercased (the target keeps its case), so "ein hund rennt"
+  translates like "Ein Hund rennt" (capitals are lowercased before translation, nmt/casing.py);
+- placeholders: number words both sides share ("zwei" / "two", "3" / "3") replaced by the same
+  placeholder (nmt/passthrough.py), so the model learns to copy placeholders where they belong;
+- pass-through spans: a placeholder or an invented name put into both sides at the same place
+  (start, end, in parentheses), so copying works anywhere in a sentence.
+
+The same ``join_clauses`` builds the *long* robustness sets (nmt/robustness.py).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from nmt.passthrough import PLACEHOLDERS
+
+# Connectives that join two captions into one sentence, per language; the first is the one the
+# robustness sets use, training draws from all.
+JOINERS = {
+    "de": (", und ", "; ", " und "),
+    "en": (", and ", "; ", " and "),
+    "fr": (", et ", "; ", " et "),
+    "cs": (", a ", "; ", " a "),
+}
+# German words that start a caption and are lowercase inside a sentence.
+_FUNCTION_WORDS = {
+    "de": {"ein", "eine", "einer", "eines", "einem", "einen", "der", "die", "das", "den", "dem",
+           "des", "zwei", "drei", "vier", "fünf", "mehrere", "viele", "einige", "es", "er", "sie",
+           "auf", "in", "im", "an", "am", "mit", "zu", "nach", "bei", "von", "vor", "hinter"},
+}
+NUMBER_WORDS = {
+    "de": ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun",
+           "zehn", "elf", "zwölf"),
+    "en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+           "eleven", "twelve"),
+    "fr": ("zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix",
+           "onze", "douze"),
+    "cs": ("nula", "jeden", "dva", "tři", "čtyři", "pět", "šest", "sedm", "osm", "devět", "deset",
+           "jedenáct", "dvanáct"),
+}
+_WORD = re.compile(r"\w+", re.UNICODE)
+_FINAL = ".!?"
+
+
+def join_clauses(sentences: list[str], lang: str, joiner: str) -> str:
+    """One sentence from several: inner final stops dropped, a leading function word lowercased."""
+    parts = []
+    for i, sentence in enumerate(sentences):
+        sentence = sentence.strip()
+        if i < len(sentences) - 1:
+            sentence = sentence.rstrip(_FINAL).rstrip()
+        if i > 0 and _lowercase_start(sentence.split(" ", 1)[0], lang):
+            sentence = sentence[:1].lower() + sentence[1:]
+        parts.append(sentence)
+    return joiner.join(parts)
+
+
+def _lowercase_start(first: str, lang: str) -> bool:
+    """Whether a caption's first word is lowercase inside a sentence: in German only function
+    words (nouns keep their capital); elsewhere any capitalised word that is not an acronym."""
+    if lang == "de":
+        return first.lower() in _FUNCTION_WORDS["de"]
+    return first[:1].isupper() and first[1:] == first[1:].lower()
+
+
+def _numbers(text: str, lang: str) -> list[tuple[int, int, str]]:
+    """(start, end, value) of number words and digit runs in ``text``."""
+    words = NUMBER_WORDS.get(lang, ())
+    found = []
+    for match in _WORD.finditer(text):
+        token = match.group(0)
+        if token.isdigit():
+            found.append((match.start(), match.end(), token))
+        elif token.lower() in words[2:]:  # "ein"/"one" are articles as often as numbers
+            found.append((match.start(), match.end(), str(words.index(token.lower()))))
+    return found
+
+
+def _replace(text: str, spans: list[tuple[int, int, str]], symbol_of: dict[str, str]) -> str:
+    out, at = [], 0
+    for start, end, value in spans:
+        out += [text[at:start], symbol_of[value]]
+        at = end
+    return "".join(out + [text[at:]])
+
+
+def number_placeholders(src: str, tgt: str, src_lang: str, tgt_lang: str,
+                        rng: random.Random) -> tuple[str, str] | None:
+    """Both sides with their shared numbers as placeholders, or None when the numbers differ."""
+    src_spans, tgt_spans = _numbers(src, src_lang), _numbers(tgt, tgt_lang)
+    values = [v for _, _, v in src_spans]
+    if not values or sorted(values) != sorted(v for _, _, v in tgt_spans) \
+            or len(set(values)) != len(values):
+        return None
+    symbols = rng.sample(PLACEHOLDERS, len(values))
+    symbol_of = dict(zip(values, symbols))
+    return _replace(src, src_spans, symbol_of), _replace(tgt, tgt_spans, symbol_of)
+
+
+def invented_name(rng: random.Random) -> str:
+    """A made-up name (no model has seen it, so it can only be copied)."""
+    syllables = ["ka", "lo", "mi", "ren", "tas", "vo", "bel", "dur", "ni", "sa", "fen", "gor"]
+    words = ["".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))).capitalize()
+             for _ in range(rng.randint(1, 2))]
+    return " ".join(words)
+
+
+def insert_span(src: str, tgt: str, span: str, where: str) -> tuple[str, str]:
+    """``span`` put into both sides at the same place: "start", "end" or "paren"."""
+    def place(text: str) -> str:
+        body = text.rstrip()
+        end = len(body)
+        while end > 0 and body[end - 1] in _FINAL:
+            end -= 1
+        if where == "start":
+            return f"{span}: {text}"
+        if where == "paren":
+            return f"{body[:end]} ({span}){body[end:]}"
+        return f"{body[:end]} {span}{body[end:]}"
+    return place(src), place(tgt)
+
+
+def augment(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str, data_config,
+            seed: int) -> tuple[list[str], list[str], dict[str, int]]:
+    """The training pairs with the configured transforms applied; counts of each for the log."""
+    d, rng = data_config, random.Random(f"augment/{seed}")
+    src, tgt = list(src), list(tgt)
+    counts = {"placeholders": 0, "spans": 0, "lowercased": 0, "joined": 0}
+    for i in range(len(src)):
+        if d.placeholder_fraction and rng.random() < d.placeholder_fraction:
+            replaced = number_placeholders(src[i], tgt[i], src_lang, tgt_lang, rng)
+            if replaced is not None:
+                src[i], tgt[i] = replaced
+                counts["placeholders"] += 1
+                continue
+        if d.span_fraction and rng.random() < d.span_fraction:
+            span = rng.choice(PLACEHOLDERS) if rng.random() < 0.7 else invented_name(rng)
+            src[i], tgt[i] = insert_span(src[i], tgt[i], span,
+                                         rng.choice(("start", "end", "paren")))
+            counts["spans"] += 1
+    n = len(src)
+    for i in rng.sample(range(n), int(d.lowercase_fraction * n)):
+        src.append(src[i].lower())
+        tgt.append(tgt[i])
+        counts["lowercased"] += 1
+    for _ in range(int(d.join_fraction * n)):
+        k = rng.randint(2, max(2, d.join_max))
+        start = rng.randrange(0, n - k + 1)
+        choice = rng.randrange(len(JOINERS.get(src_lang, JOINERS["en"])))
+        src.append(join_clauses(src[start:start + k], src_lang,
+                                JOINERS.get(src_lang, JOINERS["en"])[choice]))
+        tgt.append(join_clauses(tgt[start:start + k], tgt_lang,
+                                JOINERS.get(tgt_lang, JOINERS["en"])[choice]))
+        counts["joined"] += 1
+    return src, tgt, counts

@@ -1,0 +1,64 @@
+"""Text typed in capitals or all in lowercase, given back the casing the model knows.
+
+A vocabulary learned from captions splits "EIN HUND RENNT" into single letters, and no model
+trained on them translates that. So a sentence whose letters are all capitals is lowercased
+before translation and its translation put in capitals, matching what the user typed. A sentence
+all in lowercase (and so a lowered one) is then truecased word by word with the vocabulary's own
+statistics: "hund" becomes "Hund" where the SentencePiece model finds "Hund" much the likelier
+spelling, and "weiss" becomes "weiß" where that is (capitals have no ß, so lowering "WEISS" cannot
+know). Training also has lowercased sources (nmt/augment.py), for what truecasing misses.
+"""
+
+from __future__ import annotations
+
+import re
+
+# How much likelier (in nats of the unigram model) a spelling must be to replace the typed one.
+TRUECASE_MARGIN = 2.0
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def is_shouting(text: str, min_letters: int = 4) -> bool:
+    """All cased letters are capitals, and there are enough of them to be more than an acronym."""
+    letters = [c for c in text if c.isalpha() and c.lower() != c.upper()]
+    return len(letters) >= min_letters and all(c.isupper() for c in letters)
+
+
+def shout(text: str, spans: tuple[str, ...] = ()) -> str:
+    """``text`` in capitals, except the pass-through spans it contains (links keep their case)."""
+    if not spans:
+        return text.upper()
+    out, at = [], 0
+    for span in spans:
+        found = text.find(span, at)
+        if found < 0:
+            continue
+        out += [text[at:found].upper(), span]
+        at = found + len(span)
+    return "".join(out) + text[at:].upper()
+
+
+def is_lowercase(text: str, min_letters: int = 4) -> bool:
+    letters = [c for c in text if c.isalpha() and c.lower() != c.upper()]
+    return len(letters) >= min_letters and all(c.islower() for c in letters)
+
+
+def truecase(text: str, score) -> str:
+    """Each word of an all-lowercase ``text`` in its likeliest spelling: as typed, capitalised,
+    or with "ss" as "ß"; ``score(word)`` is the vocabulary's log-probability of a spelling."""
+    def best(match: re.Match) -> str:
+        word = match.group(0)
+        variants = {word, word.capitalize()}
+        if "ss" in word:
+            variants |= {v.replace("ss", "ß") for v in list(variants)}
+        typed = score(word)
+        choice, value = word, typed + TRUECASE_MARGIN
+        for variant in sorted(variants - {word}):
+            if score(variant) > value:
+                choice, value = variant, score(variant)
+        return choice
+    text = _WORD.sub(best, text)
+    first = _WORD.search(text)  # a sentence starts with a capital, as every caption does
+    if first is not None and text[:first.start()].strip() == "":
+        text = text[:first.start()] + text[first.start()].upper() + text[first.start() + 1:]
+    return text

@@ -1,0 +1,129 @@
+"""Text that must come out of a translation unchanged: links, e-mail addresses, numbers, codes,
+symbols and emoji, swapped for numbered placeholders before the model reads the sentence and put
+back after.
+
+    protected = protect("Der Preis beträgt 25,50 € am 12.05.2023.")
+    protected.text   # "Der Preis beträgt \ue001 \ue002 am \ue003."
+    restore(model_output, protected.spans)
+
+A placeholder is one private-use character (U+E001...), a single SentencePiece symbol that every
+vocabulary reserves (nmt/tokenizer.py) and that training teaches the model to copy (nmt/augment.py).
+Private-use characters have no case, survive NFKC, and are not typed by people; one that is typed
+is itself protected and comes back as it was. ``restore`` never loses a span: one the model left
+out is appended to the translation, so nothing of the source silently disappears.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+PLACEHOLDERS = tuple(chr(0xE001 + i) for i in range(9))  # at most 9 distinct spans a sentence
+
+_URL = r"(?:https?://|www\.)[^\s<>\"]+"
+_EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+# A run of non-space characters holding a digit: 3, 25,50, 12.05.2023, 10:30, A4-17, 5%, €20.
+_NUMBER = r"[^\s\d]*\d\S*"
+_PATTERN = re.compile(f"{_URL}|{_EMAIL}|{_NUMBER}")
+_TRAILING = ".,;:!?)]}\"'»”’"  # sentence punctuation that follows a span, not part of it
+_LEADING = "([{\"'«„“‘"  # and that opens before it
+# Characters no caption vocabulary knows: symbols (emoji, currency, arrows), private use, and
+# the joiners and variation selectors that glue emoji sequences together.
+_SYMBOL_CATEGORIES = {"So", "Sc", "Sk", "Co", "Cs"}
+_GLUE = {"\u200d", "\ufe0f", "\ufe0e", "\u20e3"}
+
+
+@dataclass(frozen=True)
+class Protected:
+    text: str  # the sentence with placeholders
+    spans: tuple[str, ...]  # spans[i] stands where PLACEHOLDERS[i] is
+
+
+def _is_symbol(char: str) -> bool:
+    return char in _GLUE or unicodedata.category(char) in _SYMBOL_CATEGORIES
+
+
+def _symbol_runs(text: str) -> list[tuple[int, int]]:
+    runs, start = [], None
+    for i, char in enumerate(text):
+        if _is_symbol(char):
+            start = i if start is None else start
+        elif start is not None:
+            runs.append((start, i))
+            start = None
+    if start is not None:
+        runs.append((start, len(text)))
+    return runs
+
+
+def find_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every span to pass through, in order, not overlapping. A symbol next to
+    another span, one space apart ("25,50 €", "€ 20"), joins it: one placeholder keeps them
+    together, where two were moved apart by the model."""
+    spans = []
+    for match in _PATTERN.finditer(text):
+        start, end = match.span()
+        while end > start and text[end - 1] in _TRAILING:
+            end -= 1
+        while start < end and text[start] in _LEADING:
+            start += 1
+        if end > start:
+            spans.append((start, end))
+    for start, end in _symbol_runs(text):
+        if not any(s <= start < e for s, e in spans):
+            spans.append((start, end))
+    return _join_symbols(text, sorted(spans))
+
+
+def _join_symbols(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and text[joined[-1][1]:start] == " " and (
+                all(_is_symbol(c) for c in text[start:end])
+                or all(_is_symbol(c) for c in text[joined[-1][0]:joined[-1][1]])):
+            joined[-1] = (joined[-1][0], end)
+        else:
+            joined.append((start, end))
+    return joined
+
+
+def protect(text: str) -> Protected:
+    """Replace the spans of ``text`` with placeholders (the first nine; later ones stay as text,
+    for the vocabulary's byte fallback to carry)."""
+    spans = find_spans(text)[:len(PLACEHOLDERS)]
+    out, kept, at = [], [], 0
+    for (start, end), placeholder in zip(spans, PLACEHOLDERS):
+        out += [text[at:start], placeholder]
+        kept.append(text[start:end])
+        at = end
+    out.append(text[at:])
+    return Protected("".join(out), tuple(kept))
+
+
+def restore(translation: str, spans: tuple[str, ...]) -> str:
+    """Put each span back where the model put its placeholder; append any it left out."""
+    missing = []
+    for placeholder, span in zip(PLACEHOLDERS, spans):
+        at = translation.find(placeholder)
+        if at < 0:
+            missing.append(span)
+            continue
+        # The first is the span; a repeat is the model's stutter, not a second copy of it.
+        rest = translation[at + 1:].replace(placeholder, "")
+        translation = translation[:at] + span + rest
+    # Placeholders the source never had (a model's invention) carry nothing: drop them.
+    translation = "".join(c for c in translation if c not in PLACEHOLDERS)
+    translation = re.sub(r"(?<=\S)  +(?=\S)", " ", translation)  # where a dropped one stood
+    if missing:
+        translation = _append(translation, " ".join(missing))
+    return translation
+
+
+def _append(translation: str, extra: str) -> str:
+    """``extra`` before the translation's final punctuation: "A dog runs 🐕." not "...runs. 🐕"."""
+    body = translation.rstrip()
+    end = len(body)
+    while end > 0 and body[end - 1] in ".!?":
+        end -= 1
+    return f"{body[:end].rstrip()} {extra}{body[end:]}".strip()

@@ -1,0 +1,151 @@
+"""Robustness sets built from any split, and how a system does on them.
+
+    long-k       k consecutive sentences joined into one (", und " / ", and "): BLEU and
+                 hypothesis/reference length ratio, beside the same sentences translated one
+                 by one and joined the same way;
+    upper, lower the source in capitals / lowercase: BLEU on lowercased text (was the content
+                 translated?) and the casing of the output;
+    pass         a token that must come out unchanged (number, date, price, code, link, e-mail
+                 address, emoji, name) put in source and reference at the same place: the share
+                 copied exactly, per kind, and BLEU;
+    by length    BLEU and length ratio of the plain and joined sets together, by source subwords,
+                 up to 100+: the long-range comparison of the models.
+
+Sets are made from val to tune and from test_2016_flickr to report (``nmt evaluate --split``).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from nmt.augment import JOINERS, insert_span, join_clauses
+from nmt.scoring import bleu
+
+LONG_KS = (2, 3, 4, 6)
+PASS_THROUGH = {
+    "number": ("3", "42", "1.250", "7,5", "2024"),
+    "date": ("12.05.2023", "2023-05-12", "14:30", "03/11/2024"),
+    "price": ("25,50 €", "$19.99", "€120", "£7"),
+    "code": ("A4-17", "B52", "X-2000", "KL-204", "AB-1234"),
+    "url": ("https://example.com", "https://www.example.org/path?q=1", "www.nmt-demo.de/info"),
+    "email": ("info@example.com", "anna.schmidt@firma.de", "team+nmt@example.org"),
+    "emoji": ("🐕", "😀", "👍🏽", "🇩🇪", "❤️"),
+    "name": ("Anna Schmidt", "Jürgen", "Zoë", "Lukas Müller", "Sophie Dubois", "Oskar"),
+}
+LENGTH_BUCKETS = ((1, 10), (11, 20), (21, 30), (31, 45), (46, 60), (61, 80), (81, 100),
+                  (101, 100_000))
+
+
+@dataclass(frozen=True)
+class RobustSet:
+    name: str
+    sources: list[str]
+    references: list[str]
+    groups: list[list[int]] = field(default_factory=list)  # long-k: the sentences joined
+    tokens: list[tuple[str, str]] = field(default_factory=list)  # pass: (kind, token) per pair
+
+
+def long_set(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str, k: int) -> RobustSet:
+    groups = [list(range(i, i + k)) for i in range(0, len(src) - k + 1, k)]
+    join = (JOINERS.get(src_lang, JOINERS["en"])[0], JOINERS.get(tgt_lang, JOINERS["en"])[0])
+    return RobustSet(f"long-{k}",
+                     [join_clauses([src[i] for i in g], src_lang, join[0]) for g in groups],
+                     [join_clauses([tgt[i] for i in g], tgt_lang, join[1]) for g in groups],
+                     groups=groups)
+
+
+def pass_set(src: list[str], tgt: list[str], seed: int = 0) -> RobustSet:
+    rng = random.Random(f"pass/{seed}")
+    kinds = list(PASS_THROUGH)
+    sources, references, tokens = [], [], []
+    for i, (s, t) in enumerate(zip(src, tgt)):
+        kind = kinds[i % len(kinds)]
+        token = rng.choice(PASS_THROUGH[kind])
+        s, t = insert_span(s, t, token, rng.choice(("start", "end", "paren")))
+        sources.append(s)
+        references.append(t)
+        tokens.append((kind, token))
+    return RobustSet("pass", sources, references, tokens=tokens)
+
+
+def build_sets(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str,
+               seed: int = 0) -> list[RobustSet]:
+    """The plain split and every robustness set made from it."""
+    return ([RobustSet("plain", list(src), list(tgt))]
+            + [long_set(src, tgt, src_lang, tgt_lang, k) for k in LONG_KS]
+            + [RobustSet("upper", [s.upper() for s in src], list(tgt)),
+               RobustSet("lower", [s.lower() for s in src], list(tgt)),
+               pass_set(src, tgt, seed)])
+
+
+def _bleu_and_ratio(hyps: list[str], refs: list[str], lowercase: bool = False) -> dict:
+    score, _ = bleu(hyps, refs, lowercase=lowercase)
+    return {"bleu": round(score.score, 2),
+            "length_ratio": round(score.sys_len / max(score.ref_len, 1), 3)}
+
+
+def casing(hyps: list[str]) -> dict:
+    """Shares of outputs in capitals, and starting with a capital letter."""
+    letters = [[c for c in h if c.isalpha() and c.lower() != c.upper()] for h in hyps]
+    cased = [ls for ls in letters if ls]
+    n = max(len(cased), 1)
+    return {"all_caps": round(sum(all(c.isupper() for c in ls) for ls in cased) / n, 3),
+            "starts_upper": round(sum(ls[0].isupper() for ls in cased) / n, 3)}
+
+
+def score_set(robust: RobustSet, hyps: list[str], plain_hyps: list[str], tgt_lang: str) -> dict:
+    """Figures of one system on one set (``plain_hyps``: its translations of the plain set)."""
+    row = {"set": robust.name, "pairs": len(hyps), **_bleu_and_ratio(hyps, robust.references),
+           "bleu_lc": _bleu_and_ratio(hyps, robust.references, lowercase=True)["bleu"]}
+    if robust.groups:
+        joiner = JOINERS.get(tgt_lang, JOINERS["en"])[0]
+        one_by_one = [join_clauses([plain_hyps[i] for i in g], tgt_lang, joiner)
+                      for g in robust.groups]
+        apart = _bleu_and_ratio(one_by_one, robust.references)
+        row.update(one_by_one_bleu=apart["bleu"], one_by_one_length_ratio=apart["length_ratio"])
+    if robust.name in ("upper", "lower"):
+        row.update(casing(hyps))
+    if robust.tokens:
+        copied: dict[str, list[bool]] = {}
+        for (kind, token), hyp in zip(robust.tokens, hyps):
+            copied.setdefault(kind, []).append(token in hyp)
+        row["copied"] = round(sum(sum(v) for v in copied.values()) / max(len(hyps), 1), 3)
+        row["copied_by_kind"] = {k: round(sum(v) / len(v), 3) for k, v in copied.items()}
+    return row
+
+
+def by_source_length(sets: list[RobustSet], outputs: dict[str, list[str]],
+                     lengths: dict[str, list[int]]) -> list[dict]:
+    """BLEU and length ratio of the plain and long sets pooled, bucketed by source subwords."""
+    pool = [(n, lengths[s.name][i], outputs[s.name][i], s.references[i])
+            for s in sets if s.name == "plain" or s.groups for n in [s.name]
+            for i in range(len(s.sources))]
+    rows = []
+    for low, high in LENGTH_BUCKETS:
+        pick = [(h, r) for _, length, h, r in pool if low <= length <= high]
+        name = f"{low}+" if high >= 100_000 else f"{low}-{high}"
+        if not pick:
+            rows.append({"bucket": name, "pairs": 0, "bleu": None, "length_ratio": None})
+            continue
+        rows.append({"bucket": name, "pairs": len(pick),
+                     **_bleu_and_ratio([h for h, _ in pick], [r for _, r in pick])})
+    return rows
+
+
+def source_lengths(tokenizer, sets: list[RobustSet]) -> dict[str, list[int]]:
+    """Subwords of every source, by one tokenizer, so that all systems share the buckets."""
+    return {s.name: [len(ids) for ids in tokenizer.encode(s.sources)] for s in sets}
+
+
+def evaluate_robustness(translator, sets: list[RobustSet], beam_size: int,
+                        lengths: dict[str, list[int]], log=print) -> dict:
+    """Translate every set with ``translator``; figures per set and by source length."""
+    outputs = {}
+    for robust in sets:
+        outputs[robust.name] = translator.translate(robust.sources, beam_size=beam_size)
+        log(f"{translator.name}: robustness set {robust.name} ({len(robust.sources)} pairs)")
+    tgt_lang = translator.tgt_lang
+    rows = [score_set(s, outputs[s.name], outputs["plain"], tgt_lang) for s in sets]
+    return {"sets": rows, "by_source_length": by_source_length(sets, outputs, lengths),
+            "outputs": {s.name: outputs[s.name][:3] for s in sets}}

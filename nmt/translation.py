@@ -1,0 +1,98 @@
+"""What a translation is, and how translations of pieces of a text are put back together.
+
+A text is cut into sentences (nmt/segment.py), and a sentence may be cut again: halved when it is
+longer than the model reads at once, or split into clauses when its translation came out
+implausibly short (nmt/translator.py). Each piece is translated alone; these functions join the
+pieces' translations, their n-best alternatives and their attention back into one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from nmt.segment import join_sentences
+
+_CLAUSE = re.compile(r"[,;:]\s+")
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    score: float
+    alternatives: list[tuple[str, float]]  # n-best after the first
+    tokens: int = 0  # subword tokens of the translation
+    alignment: Alignment | None = None  # where the model looked, when asked for
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Cross-attention of the last decoder layer over a source/target pair, averaged over heads."""
+
+    src_tokens: list[str]
+    tgt_tokens: list[str]
+    weights: list[list[float]]  # (target tokens, source tokens)
+
+
+def join_translations(part: list[Translation], pieces: list[tuple[str, str]]) -> Translation:
+    """The translations of a text's sentences put back together with the text's own spacing;
+    the k-th alternative of the text joins the k-th alternative of every sentence."""
+    if len(part) == 1:
+        return part[0]
+    if not part:
+        return Translation("", 0.0, [])
+    depth = max(len(t.alternatives) for t in part)
+    alternatives = [
+        (join_sentences([t.alternatives[k][0] if k < len(t.alternatives) else t.text
+                         for t in part], pieces),
+         sum(t.alternatives[k][1] if k < len(t.alternatives) else t.score for t in part))
+        for k in range(depth)]
+    return Translation(join_sentences([t.text for t in part], pieces),
+                       sum(t.score for t in part), alternatives, sum(t.tokens for t in part))
+
+
+def halve(text: str) -> list[tuple[str, str]]:
+    """Two pieces at the space nearest the middle (at the middle if there is none)."""
+    middle = len(text) // 2
+    spaces = [m.start() for m in re.finditer(r"\s", text)]
+    if not spaces:
+        return [(text[:middle], ""), (text[middle:], "")]
+    cut = min(spaces, key=lambda i: abs(i - middle))
+    return [(text[:cut], text[cut]), (text[cut + 1:], "")]
+
+
+def split_clauses(text: str) -> list[tuple[str, str]] | None:
+    """Two clauses at the punctuation nearest the middle, or None when there is none."""
+    marks = list(_CLAUSE.finditer(text))
+    if not marks:
+        return None
+    middle = len(text) // 2
+    mark = min(marks, key=lambda m: abs(m.start() - middle))
+    return [(text[:mark.start()], mark.group(0)), (text[mark.end():], "")]
+
+
+def join_parts(parts: list[Translation], pieces: list[tuple[str, str]]) -> Translation:
+    """Translations of the pieces of one text, joined by the text's own separators; a clause
+    translated alone ends with a full stop that must not stand before the next one."""
+    trimmed = [
+        Translation(t.text.rstrip(".") if sep.strip() else t.text, t.score,
+                    [(a.rstrip(".") if sep.strip() else a, s) for a, s in t.alternatives],
+                    t.tokens)
+        for t, (_, sep) in zip(parts, pieces)]
+    joined = join_translations(trimmed, pieces)
+    if all(t.alignment is not None for t in parts):
+        joined = dataclasses.replace(joined, alignment=stack_alignments(
+            [t.alignment for t in parts]))
+    return joined
+
+
+def stack_alignments(parts: list[Alignment]) -> Alignment:
+    """The alignments of a sentence's pieces as one: each piece looks only at its own source."""
+    src = [tok for a in parts for tok in a.src_tokens]
+    rows, before = [], 0
+    for a in parts:
+        after = len(src) - before - len(a.src_tokens)
+        rows += [[0.0] * before + row + [0.0] * after for row in a.weights]
+        before += len(a.src_tokens)
+    return Alignment(src, [tok for a in parts for tok in a.tgt_tokens], rows)

@@ -1,0 +1,190 @@
+"""What people type: long inputs, casing, text that must pass through (nmt/augment.py,
+nmt/passthrough.py, nmt/casing.py, nmt/robustness.py, the translator's safety nets)."""
+
+import random
+
+import pytest
+from conftest import LEXICON, toy_corpus
+
+from nmt.augment import augment, join_clauses, number_placeholders
+from nmt.casing import is_shouting, shout
+from nmt.config import DataConfig
+from nmt.passthrough import PLACEHOLDERS, find_spans, protect, restore
+from nmt.robustness import build_sets, casing, score_set
+from nmt.translation import Translation, halve, join_parts, split_clauses
+from nmt.translator import Translator
+
+
+def test_robustness_sets_are_built_from_the_split():
+    src, tgt = toy_corpus(40, seed=5)
+    sets = {s.name: s for s in build_sets(src, tgt, "de", "en")}
+    assert sets["plain"].sources == src
+    three = sets["long-3"]
+    assert len(three.sources) == 13 and three.groups[1] == [3, 4, 5]
+    assert three.sources[1].count(", und ") == 2 and three.references[1].count(", and ") == 2
+    # inner full stops dropped, the last kept; each joined sentence carries all three captions
+    assert three.sources[1].count(".") == 1 and three.sources[1].endswith(".")
+    for i in (3, 4, 5):
+        assert src[i].rstrip(".").split(" ", 1)[1] in three.sources[1]
+    assert sets["upper"].sources[0] == src[0].upper() and sets["upper"].references == tgt
+    assert sets["lower"].sources[7] == src[7].lower()
+    passing = sets["pass"]
+    kinds = {kind for kind, _ in passing.tokens}
+    assert {"number", "date", "price", "code", "url", "email", "emoji", "name"} <= kinds
+    for (_, token), s, r in zip(passing.tokens, passing.sources, passing.references):
+        assert token in s and token in r
+
+
+def test_scores_say_what_was_copied_and_how_cased():
+    src, tgt = toy_corpus(16, seed=6)
+    passing = {s.name: s for s in build_sets(src, tgt, "de", "en")}["pass"]
+    dropped = [r.replace(token, "") for (_, token), r in zip(passing.tokens, passing.references)]
+    assert score_set(passing, passing.references, tgt, "en")["copied"] == 1.0
+    assert score_set(passing, dropped, tgt, "en")["copied"] == 0.0
+    assert casing(["A DOG.", "A cat.", "the man."]) == {"all_caps": 0.333, "starts_upper": 0.667}
+
+
+def test_unseen_characters_survive_tokenization_and_digits_split(toy_tokenizer, tmp_path):
+    from nmt.tokenizer import train_tokenizer
+
+    text = "Ein hund 🐕 läuft 漢字 über 12345 ☃ Straße ‽"
+    ids = toy_tokenizer.encode([text])[0]
+    assert 3 not in ids  # no <unk>
+    assert toy_tokenizer.decode([ids]) == [text]
+    src, tgt = toy_corpus(300, seed=2)
+    with_numbers = train_tokenizer(src + tgt + ["Raum 12345 und 2024, 678 und 90"] * 50,
+                                   tmp_path / "spm.model", vocab_size=340)
+    pieces = with_numbers.encode_pieces(["12345 2024"])[0]
+    assert [p.strip("▁") for p in pieces if p.strip("▁")] == list("123452024")
+
+
+@pytest.mark.parametrize("text, spans", [
+    ("Ein Hund rennt.", ()),
+    ("Der Preis beträgt 25,50 € für 3 Personen am 12.05.2023.", ("25,50 €", "3", "12.05.2023")),
+    ("Besuchen Sie https://example.com/a?b=1, oder schreiben Sie an max@example.org!",
+     ("https://example.com/a?b=1", "max@example.org")),
+    ("Code A4-17 (Raum 5) 🐕‍🦺 und 👍🏽", ("A4-17", "5", "🐕‍🦺", "👍🏽")),
+    ("Preis: € 20 (oder $5)", ("€ 20", "$5")),
+])
+def test_placeholders_round_trip(text, spans):
+    protected = protect(text)
+    assert protected.spans == spans
+    assert not any(span in protected.text for span in spans)
+    assert sum(protected.text.count(p) for p in PLACEHOLDERS) == len(spans)
+    assert restore(protected.text, protected.spans) == text
+
+
+def test_restore_never_loses_a_span():
+    spans = ("https://example.com", "42")
+    assert restore("Visit \ue002 now.", spans) == "Visit 42 now https://example.com."
+    assert restore("An \ue007 invented placeholder.", ()) == "An invented placeholder."
+    assert restore("\ue001 und \ue001.", ("3",)) == "3 und ."  # a repeat is not a second copy
+    assert len(find_spans("a " * 5 + "1 2 3 4 5 6 7 8 9 10 11")) == 11
+    assert len(protect("1 2 3 4 5 6 7 8 9 10 11").spans) == len(PLACEHOLDERS)  # the rest stay text
+
+
+def test_number_words_become_shared_placeholders():
+    rng = random.Random(0)
+    src, tgt = number_placeholders("Zwei Männer und 3 Hunde.", "Two men and 3 dogs.", "de", "en", rng)
+    assert src[0] in PLACEHOLDERS and src[0] == tgt[0] and src.split()[3] == tgt.split()[3]
+    assert number_placeholders("Zwei Männer.", "Three men.", "de", "en", rng) is None
+    assert number_placeholders("Ein Mann.", "A man.", "de", "en", rng) is None
+
+
+def test_augment_adds_joined_and_lowercased_pairs():
+    src, tgt = toy_corpus(200, seed=3)
+    config = DataConfig(join_fraction=0.25, join_max=3, lowercase_fraction=0.1, span_fraction=0.1)
+    a_src, a_tgt, counts = augment(src, tgt, "de", "en", config, seed=1)
+    assert counts["joined"] == 50 and counts["lowercased"] == 20 and counts["spans"] > 0
+    assert len(a_src) == len(a_tgt) == 270
+    assert a_src[-1].count(" und ") + a_src[-1].count("; ") >= 1
+    assert augment(src, tgt, "de", "en", config, seed=1) == (a_src, a_tgt, counts)  # seeded
+    assert augment(src, tgt, "de", "en", DataConfig(), seed=1)[:2] == (src, tgt)
+
+
+def test_join_clauses_lowercases_function_words_only_in_german():
+    assert join_clauses(["Ein Hund läuft.", "Ein Mann sitzt."], "de", ", und ") == \
+        "Ein Hund läuft, und ein Mann sitzt."
+    assert join_clauses(["A dog.", "Hunde bellen."], "de", "; ") == "A dog; Hunde bellen."
+    assert join_clauses(["A dog runs.", "Workers sit.", "USA wins!"], "en", ", and ") == \
+        "A dog runs, and workers sit, and USA wins!"
+
+
+def test_truecasing_picks_the_likelier_spelling():
+    from nmt.casing import truecase
+
+    scores = {"hund": -12.0, "Hund": -7.0, "weiss": -15.0, "weiß": -8.0, "Weiss": -16.0,
+              "Weiß": -14.0, "park": -9.0, "Park": -8.5, "ein": -5.0, "Ein": -4.0}
+    assert truecase("ein hund im park, weiss.", lambda w: scores.get(w, -20.0)) == \
+        "Ein Hund im park, weiß."  # "Park" is likelier, but not by the margin
+
+
+def test_shouting_is_lowered_and_answered_in_capitals():
+    assert is_shouting("EIN HUND RENNT DURCH DEN SCHNEE.")
+    assert not is_shouting("Die USA und die EU.") and not is_shouting("ABC 123")
+    assert shout("a dog at https://Example.com runs.", ("https://Example.com",)) == \
+        "A DOG AT https://Example.com RUNS."
+
+
+def test_safety_net_pieces():
+    assert halve("eins zwei drei vier") == [("eins zwei", " "), ("drei vier", "")]
+    assert halve("x" * 10) == [("x" * 5, ""), ("x" * 5, "")]
+    assert split_clauses("a b, c d; e f g h i") == [("a b, c d", "; "), ("e f g h i", "")]
+    assert split_clauses("no clause here") is None
+    parts = [Translation("A dog runs.", -1.0, []), Translation("a cat sits.", -2.0, [])]
+    joined = join_parts(parts, [("Ein Hund rennt", ", "), ("eine Katze sitzt.", "")])
+    assert joined.text == "A dog runs, a cat sits." and joined.score == -3.0
+
+
+def _words(text: str) -> set[str]:
+    return set(text.lower().replace(".", "").split())
+
+
+@pytest.fixture(scope="module")
+def joined_model_dir(tmp_path_factory, toy_corpus_dir):
+    """A small Transformer trained with every pair also joined to its neighbours (2-3)."""
+    import torch
+    from conftest import tiny_config
+
+    from nmt.config import ModelConfig
+    from nmt.training import train
+
+    config = tiny_config(toy_corpus_dir, data=dict(join_fraction=0.5, join_max=3), max_epochs=10,
+                         eval_max_sentences=20, lr=2e-3)
+    config = config.replace(model=ModelConfig(d_model=64, n_heads=4, n_encoder_layers=2,
+                                              n_decoder_layers=2, d_ff=128, dropout=0.0))
+    run = tmp_path_factory.mktemp("joined") / "run"
+    torch.manual_seed(0)
+    train(config, run)
+    return run / "last"  # best/ is chosen on single sentences, which it masters by epoch 5
+
+
+def test_tiny_model_translates_past_its_longest_training_sentence(joined_model_dir):
+    """Trained with joined examples, it translates three captions joined into one sentence,
+    longer than any single training sentence, to the end: the safety net that splits clauses
+    is switched off, so this is the model's own doing."""
+    from dataclasses import replace
+
+    translator = Translator.load(joined_model_dir, quantize="none")
+    translator.config = translator.config.replace(
+        decode=replace(translator.config.decode, min_length_ratio=0.0))
+    longest = max(len(s.split()) for s in toy_corpus(1500, 0)[0])
+    src, tgt = toy_corpus(40, seed=11)
+    picks = sorted(range(40), key=lambda i: -len(src[i].split()))[:3]
+    source = join_clauses([src[i] for i in picks], "de", ", und ")
+    assert len(source.split()) > longest
+    output = translator.translate([source], beam_size=2)[0]
+    last_words = _words(tgt[picks[-1]]) - {"a", "the", "in"}
+    assert last_words <= _words(output), (source, output)
+    reference = join_clauses([tgt[i] for i in picks], "en", ", and ")
+    assert len(output.split()) >= 0.8 * len(reference.split()), (output, reference)
+
+
+def test_translator_passes_spans_through_and_never_fails_on_length(trained_model_dir):
+    translator = Translator.load(trained_model_dir)
+    out = translator.translate(["Ein hund läuft im park 🐕 https://example.com/x.",
+                                "EIN HUND LÄUFT IM PARK.", "wort" * 400])
+    assert "🐕" in out[0] and "https://example.com/x" in out[0] and "dog" in out[0]
+    assert out[1] == out[1].upper() and "DOG" in out[1]
+    assert out[2]  # 1,600 characters of one word: halved until it fits, never an error
+    assert {w for w in LEXICON.values()} & _words(out[0])
