@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from nmt.config import Config, ConfigError, config_from_dict
 from nmt.corpus import sha256
 from nmt.errors import NmtError
-from nmt.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from nmt.fileio import atomic_write_text
 
 MODEL_FILES = ("config.json", "model.safetensors", "spm.model")
 CHECKSUMS = "SHA256SUMS"

@@ -153,7 +153,7 @@ def cmd_translate(args) -> None:
             out_lines.append(result.text)
     text = "".join(line + "\n" for line in out_lines)
     if args.output:
-        from nmt.checkpoint import atomic_write_text
+        from nmt.fileio import atomic_write_text
 
         atomic_write_text(Path(args.output), text)
     else:

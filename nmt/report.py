@@ -157,15 +157,19 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def robustness_of(translators, sources, references, pair: str, beam_size: int, log) -> dict:
-    """nmt/robustness.py's sets from this split, every model on them, lengths by the first
-    model's vocabulary (so all systems share the buckets)."""
+def robustness_of(translators, systems: list[System], sources, references, pair: str,
+                  beam_size: int, log) -> dict:
+    """nmt/robustness.py's sets from this split, every model on them (the plain set is the
+    split itself, already translated), lengths by the first model's vocabulary (so all systems
+    share the buckets)."""
     from nmt.robustness import build_sets, evaluate_robustness, source_lengths
 
     src_lang, tgt_lang = pair.split("-")
     sets = build_sets(sources, references, src_lang, tgt_lang)
     lengths = source_lengths(translators[0].tokenizer, sets)
-    return {t.name: evaluate_robustness(t, sets, beam_size, lengths, log) for t in translators}
+    return {t.name: evaluate_robustness(t, sets, beam_size, lengths, log,
+                                        known={"plain": s.hypotheses})
+            for t, s in zip(translators, systems)}
 
 
 def plot_robustness(robustness: dict, out: Path) -> None:
@@ -272,8 +276,8 @@ def evaluate_command(args, log=None) -> Path:
             **score_all(system.hypotheses, references), "significance": tests[system.name],
             "by_length": by_length(sources, system.hypotheses, references), "info": system.info}
     if translators and args.robustness:
-        report["robustness"] = robustness_of(translators, sources, references, pair, args.beam,
-                                             log)
+        report["robustness"] = robustness_of(translators, systems, sources, references, pair,
+                                             args.beam, log)
     longest = sorted(range(len(sources)), key=lambda i: -len(sources[i].split()))[:3]
     picks = [(i, "one of the longest") for i in longest] + [(i, "sample") for i in (0, 1, 2)]
     report["examples"] = [{"why": why, "source": sources[i], "reference": references[i],

@@ -118,12 +118,11 @@ def score_set(robust: RobustSet, hyps: list[str], plain_hyps: list[str], tgt_lan
 def by_source_length(sets: list[RobustSet], outputs: dict[str, list[str]],
                      lengths: dict[str, list[int]]) -> list[dict]:
     """BLEU and length ratio of the plain and long sets pooled, bucketed by source subwords."""
-    pool = [(n, lengths[s.name][i], outputs[s.name][i], s.references[i])
-            for s in sets if s.name == "plain" or s.groups for n in [s.name]
-            for i in range(len(s.sources))]
+    pool = [(lengths[s.name][i], outputs[s.name][i], s.references[i])
+            for s in sets if s.name == "plain" or s.groups for i in range(len(s.sources))]
     rows = []
     for low, high in LENGTH_BUCKETS:
-        pick = [(h, r) for _, length, h, r in pool if low <= length <= high]
+        pick = [(h, r) for length, h, r in pool if low <= length <= high]
         name = f"{low}+" if high >= 100_000 else f"{low}-{high}"
         if not pick:
             rows.append({"bucket": name, "pairs": 0, "bleu": None, "length_ratio": None})
@@ -139,10 +138,14 @@ def source_lengths(tokenizer, sets: list[RobustSet]) -> dict[str, list[int]]:
 
 
 def evaluate_robustness(translator, sets: list[RobustSet], beam_size: int,
-                        lengths: dict[str, list[int]], log=print) -> dict:
-    """Translate every set with ``translator``; figures per set and by source length."""
-    outputs = {}
+                        lengths: dict[str, list[int]], log=print,
+                        known: dict[str, list[str]] | None = None) -> dict:
+    """Translate every set with ``translator`` (but those whose translations are ``known``, such
+    as the plain split the report has already translated); figures per set and by length."""
+    outputs = dict(known or {})
     for robust in sets:
+        if robust.name in outputs:
+            continue
         outputs[robust.name] = translator.translate(robust.sources, beam_size=beam_size)
         log(f"{translator.name}: robustness set {robust.name} ({len(robust.sources)} pairs)")
     tgt_lang = translator.tgt_lang

@@ -27,7 +27,6 @@ from safetensors.torch import load_file, save_file
 
 from nmt.batching import BatchPlan
 from nmt.checkpoint import (
-    atomic_write_text,
     cpu_weights,
     load_training_state,
     save_model_dir,
@@ -37,6 +36,7 @@ from nmt.config import Config
 from nmt.corpus import check_sources
 from nmt.data import prepare_data
 from nmt.errors import NmtError
+from nmt.fileio import atomic_write_text
 from nmt.models import build_model
 from nmt.scoring import bleu
 from nmt.search import greedy_search
