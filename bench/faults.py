@@ -2,10 +2,11 @@
 
     python bench/faults.py --clients 16 --phase-seconds 10
 
-Starts `nmt serve` on a free local port (request timeout 5 s, so that timeouts happen within a
-phase), keeps ``--clients`` normal clients translating single sentences the whole time, and runs
-phases one after another: nothing else (the baseline), poison requests (lone surrogates, a text
-of 5,000 zeros, 80 long words, absurd numbers, deep nesting), oversized but legal requests,
+Starts `nmt serve` on a free local port (request timeout 2 s, so that timeouts happen within a
+phase; the other limits at their defaults), keeps ``--clients`` normal clients translating
+single sentences the whole time, and runs phases one after another: nothing else (the
+baseline), poison requests (lone surrogates, a text of 5,000 zeros, 80 long words, 5,000 random
+letters, absurd numbers, deep nesting), oversized but legal requests,
 requests abandoned by their clients, requests that time out, attention requests on long texts,
 stalled connections (headers or half a body, never finished), and a killed worker process. For
 each phase: the normal requests' failures and latency p50/p95, what the abusive requests got,
@@ -31,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from load import Connection, free_port, process_tree  # noqa: E402
+from load import Connection, free_port, process_tree, stop_server  # noqa: E402
 
 from nmt.corpus import read_lines, split_file  # noqa: E402
 
@@ -154,17 +155,22 @@ async def run_phases(port: int, server_pid: int, sentences: list[str], clients: 
             await asyncio.sleep(0.2)
         return {"statuses": sorted({str(s) for s in statuses}), "sent": len(statuses)}
 
+    # A text of about 1,100 subwords: three of them at beam 4 are just within NMT_WORK_LIMIT.
     async def oversized():
         return {"statuses": [await raw_post(port, big_request(sentences, 64, 8)),
-                             await raw_post(port, big_request(sentences, 5, 8))]}
+                             await raw_post(port, big_request(sentences, 5, 8)),
+                             await raw_post(port, big_request(sentences, 3, 4))]}
 
     async def abandoned():
-        await abandon(port, big_request(sentences, 5, 8), after=0.5)
+        await abandon(port, big_request(sentences, 3, 4), after=0.5)
         return {"next_normal_request_s": await probe_delay(port)}
 
-    async def timed_out():
-        status = await raw_post(port, big_request(sentences, 6, 8))
-        return {"status": status, "next_normal_request_s": await probe_delay(port)}
+    async def timed_out():  # the attention pass makes these outlast the 2 s timeout
+        statuses = await asyncio.gather(*(raw_post(port, big_request(sentences, 3, 4,
+                                                                     attention=True))
+                                          for _ in range(2)))
+        return {"statuses": sorted(statuses, key=str),
+                "next_normal_request_s": await probe_delay(port)}
 
     async def attention():
         body = big_request(sentences, 3, 4, attention=True)
@@ -213,7 +219,7 @@ def main() -> None:
     args = parser.parse_args()
     sentences = read_lines(split_file(args.data, "test_2016_flickr", "de"))
     port = free_port()
-    env = {**os.environ, "NMT_REQUEST_TIMEOUT_S": "5", "NMT_HEADER_TIMEOUT_S": "5",
+    env = {**os.environ, "NMT_REQUEST_TIMEOUT_S": "2", "NMT_HEADER_TIMEOUT_S": "5",
            "NMT_BODY_TIMEOUT_S": "5"}
     server = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--port", str(port)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -227,15 +233,12 @@ def main() -> None:
         result = asyncio.run(run_phases(port, server.pid, sentences, args.clients,
                                         args.phase_seconds))
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
     log = server.stderr.read().decode(errors="replace")
     result = {"benchmark": "faults", "clients": args.clients,
               "phase_seconds": args.phase_seconds, "phases": result,
-              "server_log_lines": log.count("\n"), "server_500s": log.count('" 500')}
+              "server_log_lines": log.count("\n"), "server_500s": log.count('" 500'),
+              "server_log_tail": log.splitlines()[-15:]}
     print(json.dumps(result, indent=1))
 
 

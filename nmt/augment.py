@@ -106,12 +106,24 @@ def number_placeholders(src: str, tgt: str, src_lang: str, tgt_lang: str,
     return _replace(src, src_spans, symbol_of), _replace(tgt, tgt_spans, symbol_of)
 
 
+# Syllables of made-up names: onsets, vowels and codas of several European languages, so that
+# the model meets thousands of different names and can only learn to copy them. (An earlier
+# inventory of twelve syllables taught it those syllables instead: "Oskar" came out as "2ka".)
+_ONSETS = ("", "b", "br", "ch", "d", "dr", "f", "g", "gr", "h", "j", "k", "kl", "l", "m", "n",
+           "p", "pf", "r", "s", "sch", "sh", "st", "t", "th", "tr", "v", "w", "z", "x", "c", "qu")
+_VOWELS = ("a", "e", "i", "o", "u") * 4 + ("y", "ä", "ö", "ü", "é", "è", "ë", "ie", "ei", "au",
+                                           "ou", "ea")
+_CODAS = ("",) * 8 + ("n", "r", "l", "s", "t", "m", "nd", "rt", "ck", "x", "ll", "ng", "tz")
+NAME_SHARE = 0.5  # of the pass-through spans: names; the rest are placeholders
+
+
 def invented_name(rng: random.Random) -> str:
-    """A made-up name (no model has seen it, so it can only be copied)."""
-    syllables = ["ka", "lo", "mi", "ren", "tas", "vo", "bel", "dur", "ni", "sa", "fen", "gor"]
-    words = ["".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))).capitalize()
-             for _ in range(rng.randint(1, 2))]
-    return " ".join(words)
+    """A made-up name of one to three words (no model has seen it, so it can only be copied)."""
+    def word() -> str:
+        syllables = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                            for _ in range(rng.choice((1, 2, 2, 2, 3))))
+        return syllables[0].upper() + syllables[1:]
+    return " ".join(word() for _ in range(rng.choice((1, 1, 2, 2, 3))))
 
 
 def insert_span(src: str, tgt: str, span: str, where: str) -> tuple[str, str]:
@@ -143,7 +155,7 @@ def augment(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str, data_c
                 counts["placeholders"] += 1
                 continue
         if d.span_fraction and rng.random() < d.span_fraction:
-            span = rng.choice(PLACEHOLDERS) if rng.random() < 0.7 else invented_name(rng)
+            span = invented_name(rng) if rng.random() < NAME_SHARE else rng.choice(PLACEHOLDERS)
             src[i], tgt[i] = insert_span(src[i], tgt[i], span,
                                          rng.choice(("start", "end", "paren")))
             counts["spans"] += 1

@@ -116,6 +116,10 @@ class DecodeConfig:
     # with fewer subwords than this share of its source's is retried clause by clause.
     max_source_tokens: int = 200
     min_length_ratio: float = 0.5
+    # A sentence of more subwords than this is translated clause by clause (split at the
+    # punctuation nearest its middle, again while a piece is longer); 0: never. Models lose
+    # quality past the lengths they were trained on: chosen on val (docs/TUNING.md).
+    clause_split_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -299,7 +303,8 @@ RULES: dict[str, dict[str, tuple]] = {
     "decode": {"beam_size": _range(1, 64), "length_penalty": _range(0.0, 10.0),
                "max_len_ratio": _range(0.0, 10.0, low_open=True), "max_len_offset": _range(0, 1000),
                "max_tokens": _range(8), "max_source_tokens": _range(8),
-               "min_length_ratio": _range(0.0, 1.0, high_open=True)},
+               "min_length_ratio": _range(0.0, 1.0, high_open=True),
+               "clause_split_tokens": _NON_NEGATIVE},
 }
 
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 PLACEHOLDERS = tuple(chr(0xE001 + i) for i in range(9))  # at most 9 distinct spans a sentence
 
@@ -127,3 +129,39 @@ def _append(translation: str, extra: str) -> str:
     while end > 0 and body[end - 1] in ".!?":
         end -= 1
     return f"{body[:end].rstrip()} {extra}{body[end:]}".strip()
+
+
+_WORD = re.compile(r"[^\W\d_][^\W\d_'’-]*", re.UNICODE)
+
+
+def repair_copies(source: str, translation: str, is_common: Callable[[str], bool],
+                  similarity: float = 0.7) -> str:
+    """Names the model copied with a letter or two wrong ("Schmidt" -> "Schidtid"), put right.
+
+    A capitalised source word of three or more letters that the translation lacks replaces the
+    translation's most similar capitalised word (``difflib`` ratio at least ``similarity``) if
+    that word is neither in the source nor a common word of the vocabulary (``is_common``, e.g.
+    a single SentencePiece piece): so "Camera" never overwrites "camera", nor "Amerikaner"
+    "American". Each word of the translation is replaced at most once."""
+    wanted = [w for w in dict.fromkeys(m.group() for m in _WORD.finditer(source))
+              if w[0].isupper() and len(w) >= 3 and not re.search(rf"\b{re.escape(w)}\b",
+                                                                   translation)]
+    if not wanted:
+        return translation
+    in_source = {m.group() for m in _WORD.finditer(source)}
+    words = [m for m in _WORD.finditer(translation)
+             if m.group()[0].isupper() and m.group() not in in_source
+             and not is_common(m.group())]
+    pairs = sorted(((SequenceMatcher(None, w, m.group()).ratio(), -i, w)
+                    for w in wanted for i, m in enumerate(words)), reverse=True)
+    replace: dict[int, str] = {}
+    for ratio, minus_i, w in pairs:
+        i = -minus_i
+        if ratio < similarity:
+            break
+        if i not in replace and w not in replace.values():
+            replace[i] = w
+    for i in sorted(replace, reverse=True):
+        m = words[i]
+        translation = translation[:m.start()] + replace[i] + translation[m.end():]
+    return translation

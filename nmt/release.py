@@ -18,7 +18,7 @@ from nmt.checkpoint import replace_dir, write_checksums
 from nmt.config import DEFAULT_PRECISION
 from nmt.corpus import read_parallel, split_file
 from nmt.errors import NmtError
-from nmt.scoring import score_all
+from nmt.scoring import bleu, score_all
 from nmt.translator import Translator
 
 
@@ -46,6 +46,7 @@ CARD = """# {name}
 | vocabulary | joint SentencePiece {spm_type}, {vocab} pieces |
 | training data | Multi30k (task 1) train, 29,000 sentence pairs{augmented} |
 | model selection | `{selected}/` of the run and length penalty {alpha}, chosen by val BLEU (beam {beam}) |
+| long sentences | {clause_split} (chosen on val sentences joined 2-6 at a time, plain val kept) |
 | training time | {minutes} minutes of training steps |
 | hardware | {hardware} |
 
@@ -77,12 +78,46 @@ this model inherits those terms.
 
 
 LENGTH_PENALTIES = (0.6, 1.0, 1.5, 2.0)  # GNMT alpha values release tries on val
+# decode.clause_split_tokens values release tries on val and its joined (long-k) sets; one may
+# cost plain val at most PLAIN_TOLERANCE BLEU (captions with commas are split too).
+CLAUSE_SPLITS = (0, 32, 48, 64, 96)
+PLAIN_TOLERANCE = 0.2
+
+
+def with_decode(translator: Translator, **values) -> Translator:
+    translator.config = translator.config.replace(
+        decode=dataclasses.replace(translator.config.decode, **values))
+    return translator
 
 
 def with_length_penalty(translator: Translator, alpha: float) -> Translator:
-    translator.config = translator.config.replace(
-        decode=dataclasses.replace(translator.config.decode, length_penalty=alpha))
-    return translator
+    return with_decode(translator, length_penalty=alpha)
+
+
+def choose_clause_split(translator: Translator, data: str, beam_size: int,
+                        candidates: tuple[int, ...], log) -> dict:
+    """Set ``decode.clause_split_tokens`` to the candidate with the best mean BLEU on val's long-k
+    sets (val sentences joined into one: nmt/robustness.py) among those that keep plain val
+    within ``PLAIN_TOLERANCE`` BLEU of translating every sentence whole; their scores."""
+    from nmt.robustness import LONG_KS, long_set
+
+    sources, references = read_parallel(split_file(data, "val", translator.src_lang),
+                                        split_file(data, "val", translator.tgt_lang))
+    joined = [long_set(sources, references, translator.src_lang, translator.tgt_lang, k)
+              for k in LONG_KS]
+    scores = {}
+    for tokens in candidates:
+        with_decode(translator, clause_split_tokens=tokens)
+        plain = bleu(translator.translate(sources, beam_size=beam_size), references)[0].score
+        long = [bleu(translator.translate(j.sources, beam_size=beam_size), j.references)[0].score
+                for j in joined]
+        scores[tokens] = {"plain": round(plain, 2), "long_mean": round(sum(long) / len(long), 2)}
+        log(f"clause split over {tokens or 'no'} subwords: val BLEU {plain:.2f}, val joined "
+            f"{'/'.join(map(str, LONG_KS))} at a time {scores[tokens]['long_mean']:.2f} (mean)")
+    whole = scores.get(0, max(scores.values(), key=lambda s: s["plain"]))["plain"]
+    eligible = [t for t in candidates if scores[t]["plain"] >= whole - PLAIN_TOLERANCE]
+    with_decode(translator, clause_split_tokens=max(eligible, key=lambda t: scores[t]["long_mean"]))
+    return scores
 
 
 def choose_on_val(run_dir: Path, data: str, beam_size: int, quantize: str,
@@ -114,10 +149,14 @@ def training_command(run_dir: Path, config) -> str:
 
 def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int = 4,
             command: str = "", quantize: str = DEFAULT_PRECISION, log=print,
-            penalties: tuple[float, ...] = LENGTH_PENALTIES) -> Path:
+            penalties: tuple[float, ...] = LENGTH_PENALTIES,
+            clause_splits: tuple[int, ...] = CLAUSE_SPLITS) -> Path:
     chosen, translator, val, candidates = choose_on_val(run_dir, data, beam_size, quantize,
                                                         penalties, log)
+    split_scores = choose_clause_split(translator, data, beam_size, clause_splits, log)
     config = translator.config
+    if config.decode.clause_split_tokens:  # val as the shipped model translates it
+        val = score_split(translator, data, "val", beam_size)
     test = score_split(translator, data, "test_2016_flickr", beam_size)
     log(f"chose {chosen.name}/ with length penalty {config.decode.length_penalty}: "
         f"test_2016_flickr BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f}")
@@ -125,7 +164,9 @@ def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int
         if (chosen / "metrics.json").is_file() else {}
     metrics = {"val": val, "test_2016_flickr": test, "selected": chosen.name,
                "length_penalty": config.decode.length_penalty,
-               "candidates": candidates, "training": training}
+               "clause_split_tokens": config.decode.clause_split_tokens,
+               "candidates": candidates, "clause_split_candidates": split_scores,
+               "training": training}
     card = model_card(to.name, config, translator, training, chosen.name, beam_size, quantize,
                       val, test, command or training_command(run_dir, config), run_dir.name)
     to.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +206,10 @@ def model_card(name: str, config, translator: Translator, training: dict, select
         hardware=training.get("hardware", "?"), alpha=config.decode.length_penalty, rows=rows,
         weights="fp32" if quantize == "none" else quantize, quantize=quantize,
         bleu_sig=test["bleu_signature"], lc_sig=test["bleu_lc_signature"],
-        chrf_sig=test["chrf_signature"], command=command, run=run, augmented=augmented(config))
+        chrf_sig=test["chrf_signature"], command=command, run=run, augmented=augmented(config),
+        clause_split=(f"sentences over {config.decode.clause_split_tokens} subwords translated "
+                      "clause by clause" if config.decode.clause_split_tokens else
+                      "long sentences translated whole"))
 
 
 def augmented(config) -> str:

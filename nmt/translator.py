@@ -11,6 +11,7 @@ products), then put back in their order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from nmt.casing import is_lowercase, is_shouting, shout, truecase
 from nmt.checkpoint import load_weights, read_model_config
 from nmt.config import DEFAULT_PRECISION, Config
 from nmt.models import build_model
-from nmt.passthrough import PLACEHOLDERS, Protected, protect, restore
+from nmt.passthrough import PLACEHOLDERS, Protected, protect, repair_copies, restore
 from nmt.quantize import quantize as quantize_model
 from nmt.search import Hypothesis, search
 from nmt.segment import split_sentences
@@ -55,10 +56,14 @@ def check_texts(texts) -> None:
         raise TypeError("translate takes a list of str")
 
 
-def finish(translation: Translation, prepared: Prepared) -> Translation:
-    """Spans put back and capitals restored, in the translation and its alternatives."""
+def finish(translation: Translation, prepared: Prepared,
+           is_common: Callable[[str], bool] | None = None) -> Translation:
+    """Spans put back, names copied with a letter wrong put right (given ``is_common``, see
+    ``repair_copies``) and capitals restored, in the translation and its alternatives."""
     def fix(text: str) -> str:
         text = restore(text, prepared.spans)
+        if is_common is not None and not prepared.shouting:
+            text = repair_copies(prepared.text, text, is_common)
         return shout(text, prepared.spans) if prepared.shouting else text
     alignment = translation.alignment
     if alignment is not None and prepared.spans:
@@ -80,6 +85,7 @@ class Translator:
         # The input handling of ``prepare``, each switchable to measure what it is worth
         # (scripts/robustness_ablation.py); both on in every command.
         self.pass_through, self.lower_capitals, self.truecase = True, True, True
+        self.repair_names = True
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 0, quantize: str = DEFAULT_PRECISION
@@ -143,7 +149,18 @@ class Translator:
         prepared = [self.prepare(s) for s in sentences]
         done = self._translate_texts([p.text for p in prepared], beam_size, n_best, depth=0,
                                      attention=attention)
-        return [finish(t, p) for t, p in zip(done, prepared)]
+        is_common = self.is_common_word if self.repair_names else None
+        return [finish(t, p, is_common) for t, p in zip(done, prepared)]
+
+    def is_common_word(self, word: str) -> bool:
+        """A word the vocabulary holds whole (one piece): a real word, not a garbled copy."""
+        return len(self.tokenizer.encode([word])[0]) <= 1
+
+    def source_lengths(self, sentences: list[str]) -> list[int]:
+        """The subwords the model reads for each sentence (pass-through spans as one
+        placeholder each): the measure of what translating it costs."""
+        return [len(ids) for ids in self.tokenizer.encode([self.prepare(s).text
+                                                            for s in sentences])]
 
     def prepare(self, sentence: str) -> Prepared:
         shouting = self.lower_capitals and is_shouting(sentence)
@@ -157,20 +174,27 @@ class Translator:
 
     def _translate_texts(self, texts: list[str], beam_size: int | None, n_best: int,
                          depth: int, attention: bool = False) -> list[Translation]:
-        """Translations of prepared texts. A text longer than the model should read at once is
-        halved; one whose translation is implausibly short (a model that stopped early) is
-        split at the clause boundary nearest its middle and its clauses translated apart."""
+        """Translations of prepared texts. A text longer than ``decode.clause_split_tokens`` is
+        translated clause by clause, one longer than the model should read at once is halved;
+        one whose translation is implausibly short (a model that stopped early) is split at the
+        clause boundary nearest its middle and its clauses translated apart."""
         d = self.config.decode
         ids = self.tokenizer.encode(texts)
         out = [Translation("", 0.0, []) for _ in texts]
-        fits = [i for i, t in enumerate(texts) if t and len(ids[i]) <= d.max_source_tokens]
+        splits = {}
+        if d.clause_split_tokens:
+            for i, t in enumerate(texts):
+                if len(ids[i]) > d.clause_split_tokens and (parts := split_clauses(t)):
+                    splits[i] = parts
+        fits = [i for i, t in enumerate(texts)
+                if t and len(ids[i]) <= d.max_source_tokens and i not in splits]
         for i, h in zip(fits, self.search_ids([ids[i] for i in fits], beam_size, n_best)):
             decoded = self.tokenizer.decode([x.tokens for x in h])
             pairs = list(zip(decoded, (x.score for x in h)))
             aligned = self.align_ids(ids[i], h[0].tokens) if attention else None
             out[i] = Translation(pairs[0][0], pairs[0][1], pairs[1:], len(h[0].tokens), aligned)
-        splits = {i: halve(texts[i]) for i, t in enumerate(texts)
-                  if t and len(ids[i]) > d.max_source_tokens}
+        splits |= {i: halve(texts[i]) for i, t in enumerate(texts)
+                   if t and len(ids[i]) > d.max_source_tokens and i not in splits}
         if depth < MAX_CLAUSE_SPLITS:
             for i in fits:
                 if len(ids[i]) >= MIN_SPLIT_TOKENS and \

@@ -3,8 +3,8 @@
     python scripts/robustness_ablation.py --model models/transformer-de-en [--model ...]
 
 For each model: the robustness sets with everything on, then with one measure off at a time
-(pass-through placeholders, lowering capitals, truecasing lowercase input, the clause-split retry
-of short translations), and
+(pass-through placeholders, the repair of names copied with a letter wrong, lowering capitals,
+truecasing lowercase input, the clause-split retry of short translations), and
 the plain set at several length penalties. Prints one JSON object.
 """
 
@@ -63,8 +63,8 @@ def main() -> None:
             return summary(evaluate_robustness(translator, chosen, args.beam, lengths, quiet))
 
         rows = {"all on": summary(evaluate_robustness(translator, sets, args.beam, lengths, quiet))}
-        for flag, names in (("pass_through", ["pass"]), ("lower_capitals", ["upper"]),
-                            ("truecase", ["upper", "lower"])):
+        for flag, names in (("pass_through", ["pass"]), ("repair_names", ["pass"]),
+                            ("lower_capitals", ["upper"]), ("truecase", ["upper", "lower"])):
             setattr(translator, flag, False)
             rows[f"{flag} off"] = measure(names)
             setattr(translator, flag, True)

@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         workers.start()
         app.state.batcher = Batcher(settings.queue_size, settings.max_wait_ms / 1000,
                                     settings.batch_max_sentences, settings.batch_workers(),
-                                    workers.translate)
+                                    workers.translate, settings.heavy_tokens)
         app.state.batcher.start()
         yield
         await app.state.batcher.stop()  # requests in flight finish before the process exits

@@ -9,6 +9,14 @@ by model and search settings, translates each group as one batch off the event l
 process by default, serve/workers.py), and hands every request its own results. A full queue
 refuses new work at once (503) rather than letting latency grow.
 
+Large work is never batched with short requests: a part of a request with more than
+``heavy_tokens`` subwords (a sentence far longer than people usually type, or many sentences
+sent at once) goes to a lane of its own, one batch at a time, so that however much of it
+arrives, at most one worker is busy with it and the others keep serving everyone else
+(bench/faults.py measures it; a long sentence is a part of its own). A large request goes
+through the model ``max_sentences`` at a time, taking turns with the requests that arrive
+meanwhile (what does not fit in a batch is queued again).
+
 Several workers (one per core by default, each decoding with one torch thread) translate batches
 side by side: a decoder step at these batch sizes is a chain of small operations, and two such
 chains keep two cores busy better than one chain split across both cores, whose threads wait
@@ -45,6 +53,7 @@ class Job:
     attention: bool = False
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     released: bool = False  # its sentences no longer count as waiting
+    tokens: list[int] | None = None  # source subwords of each sentence, when known
 
     @property
     def wanted(self) -> bool:
@@ -53,13 +62,16 @@ class Job:
 
 class Batcher:
     def __init__(self, max_queue: int, max_wait: float, max_sentences: int, workers: int,
-                 translate):
+                 translate, heavy_tokens: int = 128):
         """Limits come from ``serve.settings.Settings``, the one place their defaults live;
-        ``translate(translator, sentences, beam_size, n_best, attention)`` is a coroutine that runs one batch
-        off the event loop (``serve.workers``), ``workers`` of them at a time."""
+        ``translate(translator, sentences, beam_size, n_best, attention)`` is a coroutine that
+        runs one batch off the event loop (``serve.workers``), ``workers`` of them at a time,
+        plus the lane of sentences over ``heavy_tokens`` subwords."""
         self.max_queue, self.max_wait, self.max_sentences = max_queue, max_wait, max_sentences
+        self.heavy_tokens = heavy_tokens
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
-        self.waiting = 0  # sentences queued or being translated
+        self.heavy: asyncio.Queue[Job] = asyncio.Queue()  # one sentence per job
+        self.held = {False: 0, True: 0}  # sentences queued or in the model, by is_heavy
         self.batch_sizes: list[int] = []  # recent batch sizes, for tests and the load benchmark
         self.n_workers = max(1, workers)
         self.translate = translate
@@ -69,6 +81,7 @@ class Batcher:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.workers = [loop.create_task(self.run()) for _ in range(self.n_workers)]
+        self.workers.append(loop.create_task(self.run_heavy()))
 
     async def stop(self) -> None:
         """Finish what is queued, then stop."""
@@ -83,13 +96,20 @@ class Batcher:
                 pass
 
     async def submit(self, translator, sentences: list[str], beam_size: int, n_best: int,
-                     attention: bool = False):
-        # An empty queue takes any request, however large (it is within the request limits).
-        if self.waiting and self.waiting + len(sentences) > self.max_queue:
+                     attention: bool = False, tokens: list[int] | None = None):
+        """The translations of ``sentences`` (``tokens``: their source subwords, which route
+        the long ones to the heavy lane)."""
+        job = Job(translator, sentences, beam_size, n_best, attention, tokens=tokens)
+        # Large work and short requests are queued against separate budgets of ``max_queue``
+        # sentences (they are decoded in separate lanes); an empty budget takes any request,
+        # however large (it is within the request limits).
+        held = self.held[self.is_heavy(job)]
+        if held and held + len(sentences) > self.max_queue:
             raise QueueFull()
-        job = Job(translator, sentences, beam_size, n_best, attention)
-        self.waiting += len(sentences)
+        self.held[self.is_heavy(job)] += len(sentences)
         QUEUE_DEPTH.set(self.waiting)
+        # Translated, failed or abandoned: either way its sentences stop counting as waiting.
+        job.future.add_done_callback(lambda _: self.release(job))
         self.queue.put_nowait(job)
         try:
             return await job.future
@@ -103,8 +123,13 @@ class Batcher:
     def release(self, job: Job) -> None:
         if not job.released:
             job.released = True
-            self.waiting -= len(job.sentences)
+            self.held[self.is_heavy(job)] -= len(job.sentences)
             QUEUE_DEPTH.set(self.waiting)
+
+    @property
+    def waiting(self) -> int:
+        """Sentences queued or being translated, large work and short requests together."""
+        return sum(self.held.values())
 
     async def run(self) -> None:
         while True:
@@ -126,40 +151,83 @@ class Batcher:
                 count += len(job.sentences)
             groups: dict[tuple, list[Job]] = {}
             for job in jobs:
-                groups.setdefault((id(job.translator), job.beam_size, job.n_best, job.attention),
-                                  []).append(job)
+                groups.setdefault(_key(job), []).append(job)
             for group in groups.values():
                 await self.translate_group(group)
 
+    async def run_heavy(self) -> None:
+        """The lane of large parts: one batch at a time (parts of one model and search setting
+        that are waiting together share it, up to ``max_sentences``), so that they never hold
+        more than one worker."""
+        while True:
+            chunk = [await self.heavy.get()]
+            size, skipped = len(chunk[0].sentences), []
+            while not self.heavy.empty():
+                part = self.heavy.get_nowait()
+                if _key(part) == _key(chunk[0]) and size + len(part.sentences) <= \
+                        self.max_sentences:
+                    chunk.append(part)
+                    size += len(part.sentences)
+                else:
+                    skipped.append(part)
+            for part in skipped:
+                self.heavy.put_nowait(part)
+            await self.translate_chunk(chunk)
+
     async def translate_group(self, jobs: list[Job]) -> None:
-        """Translate jobs of one model and search setting, ``max_sentences`` at a time, so that a
-        job abandoned meanwhile costs at most the chunk already in the model. If a chunk fails,
-        its jobs are retried one by one: a sentence that breaks the model fails its own request
-        and no other."""
+        """Translate up to ``max_sentences`` of these jobs (of one model and search setting),
+        smaller jobs first, and queue the rest again behind what is waiting: a large job takes
+        turns with the others, and one abandoned meanwhile costs at most the chunk already in
+        the model. If a chunk fails, its jobs are retried one by one: a sentence that breaks the
+        model fails its own request and no other. Long sentences go to the heavy lane."""
         self.translating += 1
         try:
+            parts = [part for job in jobs for part in self.pieces(job)]
+            light = []
+            for part in parts:
+                if self.is_heavy(part):
+                    self.heavy.put_nowait(part)
+                else:
+                    light.append(part)
+            # Smaller jobs first, and only what fits in one batch (the first job always does):
+            # short requests never wait in a batch with a large part of another. The rest goes
+            # back in the queue, behind the requests that arrived meanwhile: a large request
+            # takes turns with the others, batch by batch.
             chunk: list[Job] = []
-            for job in jobs:
-                for part in self.pieces(job):
+            size = 0
+            for part in sorted(light, key=lambda p: len(p.sentences)):
+                if not chunk or size + len(part.sentences) <= self.max_sentences:
                     chunk.append(part)
-                    if sum(len(j.sentences) for j in chunk) >= self.max_sentences:
-                        await self.translate_chunk(chunk)
-                        chunk = []
+                    size += len(part.sentences)
+                else:
+                    self.queue.put_nowait(part)
             if chunk:
                 await self.translate_chunk(chunk)
         finally:
             self.translating -= 1
-            for job in jobs:
-                self.release(job)
+
+    def is_heavy(self, job: Job) -> bool:
+        """A part of more than ``heavy_tokens`` subwords: one long sentence, or many."""
+        return job.tokens is not None and sum(job.tokens) > self.heavy_tokens
 
     def pieces(self, job: Job) -> list[Job]:
-        """A large job as several of at most ``max_sentences`` sentences (one future each)."""
-        if len(job.sentences) <= self.max_sentences:
+        """A job as parts of at most ``max_sentences`` sentences, each long sentence a part of its
+        own (one future each, settled into the job's)."""
+        tokens = job.tokens or [0] * len(job.sentences)
+        cuts, start = [], 0
+        for i, n in enumerate(tokens):
+            if n > self.heavy_tokens:
+                cuts += [(start, i), (i, i + 1)]
+                start = i + 1
+            elif i - start == self.max_sentences:
+                cuts.append((start, i))
+                start = i
+        cuts = [(a, b) for a, b in cuts + [(start, len(tokens))] if b > a]
+        if len(cuts) == 1:
             return [job]
         loop = asyncio.get_running_loop()
-        parts = [Job(job.translator, job.sentences[i:i + self.max_sentences], job.beam_size,
-                     job.n_best, job.attention, loop.create_future(), released=True)
-                 for i in range(0, len(job.sentences), self.max_sentences)]
+        parts = [Job(job.translator, job.sentences[a:b], job.beam_size, job.n_best, job.attention,
+                     loop.create_future(), released=True, tokens=tokens[a:b]) for a, b in cuts]
         gather = asyncio.gather(*(p.future for p in parts))
         gather.add_done_callback(lambda done: _settle(job, done))
         job.future.add_done_callback(lambda _: [p.future.cancel() for p in parts])
@@ -197,6 +265,11 @@ class Batcher:
             at += len(job.sentences)
             if job.wanted:
                 job.future.set_result(part)
+
+
+def _key(job: Job) -> tuple:
+    """Jobs with equal keys can share a batch: same model, same search."""
+    return id(job.translator), job.beam_size, job.n_best, job.attention
 
 
 def _settle(job: Job, gathered: asyncio.Future) -> None:

@@ -159,6 +159,19 @@ def check_limits(req: TranslateRequest, settings: Settings) -> list[str]:
     return texts
 
 
+def check_work(translator, sentences: list[str], beam_size: int, settings: Settings) -> list[int]:
+    """The subwords of each sentence, once the request's work is known to be within bounds:
+    decoding costs about beam size x source subwords (the output is at most a fixed multiple of
+    the source), so that product is what a request may not exceed."""
+    tokens = translator.source_lengths(sentences)
+    work = sum(tokens) * beam_size
+    if work > settings.work_limit:
+        raise ApiError(413, f"too much work in one request: {sum(tokens)} subwords x beam size "
+                            f"{beam_size} = {work} (limit {settings.work_limit}); send fewer or "
+                            "shorter texts, or a smaller beam_size")
+    return tokens
+
+
 class ClientGone(Exception):
     pass
 
@@ -211,12 +224,13 @@ async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep
     if len(sentences) > settings.sentence_limit:
         raise ApiError(413, f"too many sentences: {len(sentences)} (limit "
                             f"{settings.sentence_limit} per request)")
+    tokens = check_work(translator, sentences, beam_size, settings)
     results = []
     if sentences:
         try:
             results = await until_disconnected(
-                request, batcher.submit(translator, sentences, beam_size, n_best, req.attention),
-                settings.request_timeout_s)
+                request, batcher.submit(translator, sentences, beam_size, n_best, req.attention,
+                                        tokens), settings.request_timeout_s)
         except QueueFull:
             raise ApiError(503, "the server is busy: too many sentences waiting; retry soon",
                            headers={"Retry-After": "1"}) from None

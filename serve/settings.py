@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     char_limit: int = Field(5000, ge=1)  # characters per text
     batch_limit: int = Field(64, ge=1)  # texts per request
     sentence_limit: int = Field(256, ge=1)  # sentences per request, after splitting the texts
+    # Source subwords x beam size per request: the work it may cause, bounded before it is
+    # queued (16,384: three 5,000-character texts of prose, or 200 captions, at beam 4; 5,000
+    # random letters at beam 4 exceed it).
+    work_limit: int = Field(16_384, ge=1)
+    # A part of a request with more subwords (one long sentence, or many sentences) is decoded
+    # in the lane for large work, one batch at a time (serve/batcher.py).
+    heavy_tokens: int = Field(256, ge=1)
     body_limit: int = Field(1_000_000, ge=1024)  # bytes per request body
     api_keys: str = ""  # comma-separated; empty: no key needed
     metrics_public: bool = False  # /metrics without a key even when keys are set
@@ -31,7 +38,7 @@ class Settings(BaseSettings):
     beam_size: int = Field(4, ge=1, le=64)
     max_beam_size: int = Field(8, ge=1, le=64)
     max_alternatives: int = Field(4, ge=0, le=63)
-    queue_size: int = Field(256, ge=1)  # sentences waiting; beyond it requests get 503
+    queue_size: int = Field(256, ge=1)  # sentences waiting (short requests and large work each); beyond: 503
     max_wait_ms: float = Field(5.0, ge=0, le=10_000)  # under load, how long a batch waits for more
     batch_max_sentences: int = Field(64, ge=1)
     request_timeout_s: float = Field(30.0, gt=0, le=3600)

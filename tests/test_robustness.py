@@ -2,6 +2,7 @@
 nmt/passthrough.py, nmt/casing.py, nmt/robustness.py, the translator's safety nets)."""
 
 import random
+import re
 
 import pytest
 from conftest import LEXICON, toy_corpus
@@ -188,3 +189,48 @@ def test_translator_passes_spans_through_and_never_fails_on_length(trained_model
     assert out[1] == out[1].upper() and "DOG" in out[1]
     assert out[2]  # 1,600 characters of one word: halved until it fits, never an error
     assert {w for w in LEXICON.values()} & _words(out[0])
+
+
+def test_long_sentences_are_translated_clause_by_clause_when_configured(trained_model_dir):
+    """With ``decode.clause_split_tokens``, no piece the model reads is longer than that (when
+    there is a clause boundary to cut at), and every clause's translation is in the output."""
+    from dataclasses import replace
+
+    translator = Translator.load(trained_model_dir, quantize="none")
+    src, tgt = toy_corpus(6, seed=21)
+    source = join_clauses(src, "de", ", und ")
+    read: list[int] = []
+    search = translator.search_ids
+
+    def spy(ids, *args, **kwargs):
+        read.extend(len(x) for x in ids)
+        return search(ids, *args, **kwargs)
+
+    translator.search_ids = spy
+    whole = len(translator.tokenizer.encode([source])[0])
+    translator.translate([source], beam_size=2)
+    assert read == [whole]  # off by default: read whole
+    read.clear()
+    translator.config = translator.config.replace(
+        decode=replace(translator.config.decode, clause_split_tokens=12))
+    output = translator.translate([source], beam_size=2)[0]
+    assert len(read) >= 4 and max(read) <= 12 + 2, read
+    words = set(re.findall(r"\w+", output.lower()))
+    for reference in tgt:  # each clause's content is there
+        assert set(re.findall(r"\w+", reference.lower())) - {"a", "the", "in"} <= words, output
+    assert output.count(", ") >= len(src) - 1 and ".," not in output, output
+
+
+def test_names_copied_with_a_letter_wrong_are_put_right():
+    from nmt.passthrough import repair_copies
+
+    common = {"A", "Two", "An", "American", "Dalmatian"}.__contains__
+    assert repair_copies("Anna Schmidt: Ein Hund rennt.", "Anam Schidtid: A dog runs.",
+                         common) == "Anna Schmidt: A dog runs."
+    assert repair_copies("Zwei Männer (Sophie).", "Two men (Sope (Sope).", common) == \
+        "Two men (Sophie (Sope)."  # one word replaced once, the first
+    # A common word, a source word and anything too different stay as they are.
+    for source, output in (("Ein Amerikaner mit einem Dalmatiner.", "An American with a Dalmatian."),
+                           ("Oskar und Otto.", "Oskar and Otto."),
+                           ("Ein Hund namens Bello.", "A dog named Rex.")):
+        assert repair_copies(source, output, common) == output

@@ -44,6 +44,9 @@ class StubTranslator:
                             len(s.split()), self.alignment(s, s.upper()) if attention else None)
                 if s.strip() else Translation("", 0.0, []) for s in sentences]
 
+    def source_lengths(self, sentences):
+        return [len(s.split()) for s in sentences]
+
     def alignment(self, source, translation):
         src, tgt = source.split() + ["</s>"], translation.split() + ["</s>"]
         return Alignment(src, tgt, [[1.0 / len(src)] * len(src) for _ in tgt])
@@ -441,3 +444,56 @@ def test_isolation_with_real_worker_processes(trained_model_dir):
 
 def real_name(registry) -> str:
     return next(iter(registry.translators))
+
+
+def test_work_is_bounded_before_the_queue():
+    """Subwords x beam size over NMT_WORK_LIMIT: 413 with the reason, nothing reaches the model;
+    the same text with a smaller beam is within the bound and translated."""
+    stub = StubTranslator()
+    with make_client(stub, work_limit=20) as c:
+        text = " ".join(f"wort{i}" for i in range(10))
+        r = c.post("/translate", json={"q": text, "source": "de", "target": "en",
+                                       "beam_size": 4})
+        assert r.status_code == 413 and "10 subwords x beam size 4 = 40" in r.json()["error"]
+        assert stub.batches == []
+        r = c.post("/translate", json={"q": text, "source": "de", "target": "en",
+                                       "beam_size": 2})
+        assert r.status_code == 200 and stub.batches == [[text]]
+
+
+def test_a_long_sentence_never_holds_up_short_ones():
+    """A sentence over ``heavy_tokens`` subwords is decoded alone, in its own lane: short
+    requests sent after it are answered while it is still in the model."""
+    from serve.batcher import Batcher
+
+    release_heavy = None
+    batches = []
+
+    async def translate(translator, sentences, beam_size, n_best, attention=False):
+        batches.append(list(sentences))
+        if any(s.startswith("lang") for s in sentences):
+            await release_heavy.wait()
+        return [Translation(s.upper(), 0.0, []) for s in sentences]
+
+    async def scenario():
+        nonlocal release_heavy
+        release_heavy = asyncio.Event()
+        batcher = Batcher(100, 0.0, 64, 1, translate, heavy_tokens=50)
+        batcher.start()
+        model = StubTranslator(name="m")
+        heavy = asyncio.ensure_future(batcher.submit(model, ["kurz", "lang " * 80, "auch"], 1, 1,
+                                                     tokens=[1, 80, 1]))
+        await asyncio.sleep(0.05)
+        short = await asyncio.wait_for(batcher.submit(model, ["danach"], 1, 1, tokens=[1]), 5)
+        finished_early = heavy.done()
+        release_heavy.set()
+        result = await asyncio.wait_for(heavy, 5)
+        waiting = batcher.waiting
+        await batcher.stop()
+        return short, finished_early, result, waiting
+
+    short, finished_early, result, waiting = asyncio.run(scenario())
+    assert [t.text for t in short] == ["DANACH"] and not finished_early
+    assert [t.text for t in result] == ["KURZ", ("LANG " * 80).upper(), "AUCH"]
+    assert ["lang " * 80] in batches and all(len(b) == 1 for b in batches if "lang " * 80 in b)
+    assert waiting == 0
