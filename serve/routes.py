@@ -182,8 +182,17 @@ async def until_disconnected(request: Request, work, timeout: float):
     task = asyncio.ensure_future(work)
 
     async def watch():
+        # The body has been read, so the next message is the disconnect: waiting for it costs
+        # nothing, where polling ``is_disconnected()`` every 0.1 s took as much of the server's
+        # CPU as the route itself. A client that pipelines its next request sends something
+        # else first (which a middleware may refuse): then it is polled, once a second.
+        try:
+            if (await request.receive())["type"] == "http.disconnect":
+                return
+        except Exception:
+            pass
         while not await request.is_disconnected():
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
 
     watcher = asyncio.ensure_future(watch())
     try:

@@ -497,3 +497,38 @@ def test_a_long_sentence_never_holds_up_short_ones():
     assert [t.text for t in result] == ["KURZ", ("LANG " * 80).upper(), "AUCH"]
     assert ["lang " * 80] in batches and all(len(b) == 1 for b in batches if "lang " * 80 in b)
     assert waiting == 0
+
+
+def test_a_client_that_leaves_stops_its_work():
+    """The route's watcher wakes when the client's disconnect arrives: the work is cancelled
+    and ClientGone raised; a client that stays gets its result."""
+    from starlette.requests import Request
+
+    from serve.routes import ClientGone, until_disconnected
+
+    async def scenario(leave_after: float):
+        gone = asyncio.Event()
+
+        async def receive():
+            await asyncio.sleep(leave_after)
+            gone.set()
+            return {"type": "http.disconnect"}
+
+        cancelled = asyncio.Event()
+
+        async def work():
+            try:
+                await asyncio.sleep(0.5)
+                return "done"
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+        try:
+            return await until_disconnected(request, work(), timeout=5), cancelled.is_set()
+        except ClientGone:
+            return "gone", cancelled.is_set()
+
+    assert asyncio.run(scenario(0.05)) == ("gone", True)
+    assert asyncio.run(scenario(5.0)) == ("done", False)
