@@ -103,10 +103,10 @@ class Batcher:
         # Large work and short requests are queued against separate budgets of ``max_queue``
         # sentences (they are decoded in separate lanes); an empty budget takes any request,
         # however large (it is within the request limits).
-        held = self.held[self.is_heavy(job)]
-        if held and held + len(sentences) > self.max_queue:
+        lane = self.is_heavy(job)
+        if self.held[lane] and self.held[lane] + len(sentences) > self.max_queue:
             raise QueueFull()
-        self.held[self.is_heavy(job)] += len(sentences)
+        self.held[lane] += len(sentences)
         QUEUE_DEPTH.set(self.waiting)
         # Translated, failed or abandoned: either way its sentences stop counting as waiting.
         job.future.add_done_callback(lambda _: self.release(job))
