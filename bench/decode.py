@@ -1,6 +1,7 @@
 """Decoding speed of a model directory on test_2016_flickr: sentences/s and target tokens/s.
 
     python bench/decode.py [--model models/transformer-de-en] [--quick] [--beam N]
+    python bench/decode.py --peer ctranslate2 [--rounds 3]   (pip install -e '.[export]')
 
 Runs greedy, beam 4 and beam 5, at batch 1 (sentence by sentence) and in large length-sorted
 batches, with the models' caches and with a decoder that recomputes the whole prefix every step
@@ -19,11 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from nmt.memory import keep_freed_memory  # noqa: E402 (imports no torch)
+
+keep_freed_memory()  # as the CLI and the server do, before torch allocates (nmt/memory.py)
+import torch  # noqa: E402
 
 from nmt.batching import encode_source, pad  # noqa: E402
+from nmt.checkpoint import read_model_config  # noqa: E402
 from nmt.corpus import read_parallel, split_file  # noqa: E402
 from nmt.scoring import bleu  # noqa: E402
 from nmt.search import UncachedDecoder, search  # noqa: E402
@@ -57,8 +61,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 sentences, fewer settings")
     parser.add_argument("--beam", type=int, help="only large cached batches with this beam, int8 "
                         "(the offline reference of bench/load.py)")
+    parser.add_argument("--peer", choices=["ctranslate2"],
+                        help="the same weights in another engine, alternated (bench/peer_ctranslate2.py)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs per engine with --peer")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count())
+    if args.peer:
+        from bench.peer_ctranslate2 import compare
+
+        data = read_model_config(Path(args.model)).data
+        sources, references = read_parallel(split_file(args.data, args.split, data.src_lang),
+                                            split_file(args.data, args.split, data.tgt_lang))
+        if args.quick:
+            sources, references = sources[:200], references[:200]
+        print(json.dumps(compare(args.model, sources, references, args.rounds, os.cpu_count()),
+                         indent=2))
+        return
     results = {"benchmark": "decode", "model": args.model, "split": args.split,
                "threads": torch.get_num_threads(), "torch": torch.__version__, "runs": []}
     for quantize in ("none", "int8") if args.beam is None else ("int8",):

@@ -1,4 +1,4 @@
-"""The command line: ``nmt data | train | translate | evaluate | release | serve``.
+"""The command line: ``nmt data | train | translate | evaluate | release | export | serve``.
 
 Heavy modules (torch models, datasets, the web stack) are imported inside the commands that need
 them, so ``nmt --help`` and ``nmt data stats`` start fast. A user error ends with one line on
@@ -97,9 +97,6 @@ def resume_overrides(args) -> list[str]:
 def cmd_train(args) -> None:
     import shlex
 
-    from nmt.memory import keep_freed_memory
-
-    keep_freed_memory()  # before torch allocates anything (nmt/memory.py)
     from nmt.config import load_config
 
     command = "nmt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
@@ -178,6 +175,28 @@ def cmd_evaluate(args) -> None:
     from nmt.report import evaluate_command
 
     evaluate_command(args)
+
+
+# ----------------------------------------------------------------------------- nmt export
+
+
+def cmd_export(args) -> None:
+    from nmt.export import check_sentences
+
+    model_dir = Path(args.model)
+    sentences = check_sentences(model_dir, args.check_data, args.check_sentences)
+    if args.format == "ctranslate2":
+        from nmt.export.ct2 import export_ctranslate2
+
+        check = export_ctranslate2(model_dir, args.out, args.quantize or "none", sentences)
+    else:
+        from nmt.export.argos import export_argos
+
+        check = export_argos(model_dir, args.out, args.quantize or "int8", sentences)
+    report = {"format": args.format, "out": str(args.out)}
+    if check is not None:
+        report["greedy_equal_to_nmt"] = f"{check.equal} of {check.sentences} sentences"
+    print(json.dumps(report))
 
 
 # ----------------------------------------------------------------------------- nmt serve
@@ -289,6 +308,20 @@ def add_evaluate_release_serve(commands) -> None:
     add_quantize(rel)
     rel.set_defaults(func=cmd_release)
 
+    ex = commands.add_parser("export", help="a model for CTranslate2 or Argos Translate / "
+                             "LibreTranslate (pip install -e '.[export]')")
+    ex.add_argument("--format", choices=["ctranslate2", "argos"], required=True)
+    ex.add_argument("model", help="a Transformer model directory, e.g. models/transformer-de-en")
+    ex.add_argument("out", help="a CTranslate2 model folder, or a .argosmodel file")
+    ex.add_argument("--quantize", choices=["none", "int8"], default=None,
+                    help="weights as saved (default: none for ctranslate2, which quantizes at "
+                         "load with compute_type; int8 for argos, as Argos packages are)")
+    ex.add_argument("--check-data", default="data/multi30k", help="corpus folder whose val "
+                    "sentences check the export (built-in sentences where it is absent)")
+    ex.add_argument("--check-sentences", type=int, default=100,
+                    help="sentences both engines translate to check the export")
+    ex.set_defaults(func=cmd_export)
+
     sv = commands.add_parser("serve", help="serve translations over HTTP")
     sv.add_argument("--model", action="append", default=None,
                     help="model directory (repeatable; default: every one under models/)")
@@ -312,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nmt.memory import keep_freed_memory
+
+    keep_freed_memory()  # before torch allocates anything, for every command (nmt/memory.py)
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -1,14 +1,22 @@
 """Greedy and beam search over any ``Seq2Seq`` model, batched over sentences and beams.
 
-The model is driven only through ``encode`` and ``decode_step``; hypotheses are reordered through
-``state.select`` and finished sentences dropped through ``memory.select``. Keys/values of the
-decoder grow step by step inside the model's state; the encoder's are computed once.
+The model is driven only through ``encode`` and ``decode_step``. The memory has one row per
+sentence and the hypotheses k consecutive rows per sentence (the model reads its memory once per
+sentence, not once per beam); hypotheses are reordered through ``state.select`` and finished
+sentences dropped through ``memory.select``. Keys/values of the decoder grow step by step inside
+the model's state; the encoder's are computed once.
 
 Beam search follows fairseq: each step ranks 2k candidates per sentence, sets aside those that end
 in eos among the top k as finished (scored with the GNMT length penalty), and continues with the
 best k that do not. A sentence retires once it has k finished hypotheses and its best live beam,
 normalised at the next length, no longer beats the k-th of them (Hugging Face's rule: stopping at
 the first k finished, as fairseq does, would ignore that the length penalty favours longer ones).
+
+All bookkeeping is tensors: live beams' tokens and each sentence's k best finished hypotheses sit
+in preallocated tensors, updated with gathers and one stable sort; Python sees the results once,
+at the end. The previous per-hypothesis Python loop (kept in tests/reference_search.py, which the
+tests hold this search equal to) cost a quarter of the decoding time of a beam-4 batch of 128
+sentences; this costs under a tenth (bench/decode.py).
 """
 
 from __future__ import annotations
@@ -56,31 +64,78 @@ def greedy_search(model, src: torch.Tensor, src_mask: torch.Tensor, max_len_rati
     batch, device = src.size(0), src.device
     memory = model.encode(src, src_mask)
     limit = max_lengths(src_mask, max_len_ratio, max_len_offset)
+    output = torch.full((batch, int(limit.max())), PAD_ID, dtype=torch.long, device=device)
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)
+    scores = torch.zeros(batch, device=device)
     alive = torch.arange(batch, device=device)  # sentence index of each row still decoding
     tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
-    output: list[list[int]] = [[] for _ in range(batch)]
-    scores = torch.zeros(batch, device=device)
-    results: list[list[Hypothesis]] = [[] for _ in range(batch)]
     state, step = None, 0
     while alive.numel():
         log_probs, state = model.decode_step(tokens, memory, state)
         log_probs = _restrict(log_probs, limit[alive] <= step + 1)
         best, tokens = log_probs.max(dim=-1)
         scores[alive] += best
-        finished = tokens == EOS_ID
-        # One conversion to Python per step, not one tensor access per sentence.
-        for sentence, token, ended in zip(alive.tolist(), tokens.tolist(), finished.tolist()):
-            if ended:
-                results[sentence] = [Hypothesis(output[sentence], float(scores[sentence]))]
-            else:
-                output[sentence].append(token)
+        output[alive, step] = tokens
         step += 1
+        finished = tokens == EOS_ID
         if finished.any():
+            lengths[alive[finished]] = step - 1  # eos is not part of the translation
             keep = (~finished).nonzero().squeeze(1)
             alive, tokens = alive[keep], tokens[keep]
             if alive.numel():
                 memory, state = memory.select(keep), state.select(keep)
-    return results
+    return [[Hypothesis(row[:length], score)]
+            for row, length, score in zip(output.tolist(), lengths.tolist(), scores.tolist())]
+
+
+@dataclass
+class Finished:
+    """Each sentence's k best finished hypotheses so far, best first (-inf: none yet)."""
+
+    scores: torch.Tensor  # (B, k) normalised by the length penalty
+    tokens: torch.Tensor  # (B, k, L) padded with PAD_ID
+    lengths: torch.Tensor  # (B, k)
+
+    @classmethod
+    def empty(cls, batch: int, k: int, max_len: int, device) -> Finished:
+        return cls(torch.full((batch, k), NEG_INF, device=device),
+                   torch.full((batch, k, max_len), PAD_ID, dtype=torch.long, device=device),
+                   torch.zeros(batch, k, dtype=torch.long, device=device))
+
+    def add(self, sentences: torch.Tensor, scores: torch.Tensor, tokens: torch.Tensor,
+            length: int) -> None:
+        """Merge candidates (n, k) of ``sentences`` (-inf where none), tokens (n, k, length), into
+        the k best: the stable sort keeps earlier ones first on a tie, as a list append would."""
+        k = scores.size(1)
+        merged = torch.cat([self.scores[sentences], scores], dim=1)  # (n, 2k)
+        order = merged.sort(dim=1, descending=True, stable=True).indices[:, :k]
+        new_tokens = torch.full_like(self.tokens[sentences], PAD_ID)
+        new_tokens[:, :, :length] = tokens
+        self.scores[sentences] = merged.gather(1, order)
+        self.tokens[sentences] = torch.cat([self.tokens[sentences], new_tokens], dim=1).gather(
+            1, order[:, :, None].expand(-1, -1, self.tokens.size(2)))
+        self.lengths[sentences] = torch.cat(
+            [self.lengths[sentences], torch.full_like(self.lengths[sentences], length)], dim=1
+        ).gather(1, order)
+
+    def best(self, n_best: int) -> list[list[Hypothesis]]:
+        return [[Hypothesis(row[:length], score) for row, length, score in
+                 zip(rows[:n_best], lengths[:n_best], scores[:n_best]) if score > NEG_INF]
+                for rows, lengths, scores in zip(self.tokens.tolist(), self.lengths.tolist(),
+                                                 self.scores.tolist())]
+
+
+def top_candidates(scores: torch.Tensor, log_probs: torch.Tensor, width: int):
+    """The ``width`` best one-token extensions of each sentence's k beams: scores (n, width),
+    beam and token of each. Ranked in two stages, the best ``width`` tokens of each beam first,
+    then the best of those k * width, which is the same set as a top-k over all k * V candidates
+    at a fraction of the cost (measured: 0.4 ms against 1.6 ms for 512 rows of 8,000)."""
+    n, k = scores.shape
+    each = min(width, log_probs.size(-1))
+    per_beam, tokens = log_probs.topk(each, dim=-1)  # (n * k, each)
+    candidates = (scores[:, :, None] + per_beam.view(n, k, each)).view(n, k * each)
+    top_scores, picked = candidates.topk(width, dim=1)
+    return top_scores, picked // each, tokens.view(n, k * each).gather(1, picked)
 
 
 @torch.inference_mode()
@@ -93,64 +148,52 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best ({n_best}) must be between 1 and beam_size ({beam_size})")
     batch, k, device = src.size(0), beam_size, src.device
-    memory = model.encode(src, src_mask).select(
-        torch.arange(batch, device=device).repeat_interleave(k))
+    memory = model.encode(src, src_mask)
     limit = max_lengths(src_mask, max_len_ratio, max_len_offset)
-
+    finished = Finished.empty(batch, k, int(limit.max()), device)
     alive = torch.arange(batch, device=device)  # sentences still searching; rows: alive x k beams
     tokens = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
-    history = torch.empty(batch, k, 0, dtype=torch.long, device=device)  # each beam's tokens
+    history = torch.empty(batch, k, int(limit.max()), dtype=torch.long, device=device)
     # Only the first beam starts alive, so the first step does not pick k copies of one token.
     scores = torch.full((batch, k), NEG_INF, device=device)
     scores[:, 0] = 0.0
-    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    ranks = torch.arange(2 * k, device=device)
     state, step = None, 0
     while alive.numel():
-        n = alive.numel()
         log_probs, state = model.decode_step(tokens, memory, state)
-        vocab = log_probs.size(-1)
-        must_end = (limit[alive] <= step + 1).repeat_interleave(k)
-        log_probs = _restrict(log_probs, must_end)
-        candidates = (scores[:, :, None] + log_probs.view(n, k, vocab)).view(n, k * vocab)
-        top_scores, top_ids = candidates.topk(2 * k, dim=1)  # (n, 2k)
-        top_beams, top_tokens = top_ids // vocab, top_ids % vocab
+        log_probs = _restrict(log_probs, (limit[alive] <= step + 1).repeat_interleave(k))
+        top_scores, top_beams, top_tokens = top_candidates(scores, log_probs, 2 * k)
         is_eos = (top_tokens == EOS_ID) & (top_scores > NEG_INF)
 
         # Candidates ending in eos among the top k are finished hypotheses.
-        lp = length_penalty(step + 1, alpha)
-        for row, rank in is_eos[:, :k].nonzero().tolist():
-            sentence = int(alive[row])
-            beam = int(top_beams[row, rank])
-            finished[sentence].append(
-                Hypothesis(history[row, beam].tolist(), float(top_scores[row, rank]) / lp))
-            if len(finished[sentence]) > k:
-                finished[sentence] = sorted(finished[sentence], key=lambda h: -h.score)[:k]
+        if is_eos[:, :k].any():
+            ended = torch.where(is_eos[:, :k], top_scores[:, :k] / length_penalty(step + 1, alpha),
+                                NEG_INF)
+            parents = top_beams[:, :k, None].expand(-1, -1, step)
+            finished.add(alive, ended, history[:, :, :step].gather(1, parents), step)
 
         # The best k candidates that do not end carry on (there are always k: at most k end).
-        order = (is_eos.long() * (2 * k) + torch.arange(2 * k, device=device)
-                 ).argsort(dim=1)[:, :k]
-        scores = top_scores.gather(1, order)
-        beams = top_beams.gather(1, order)
-        tokens = top_tokens.gather(1, order)
-        history = torch.cat([history.gather(1, beams[:, :, None].expand(-1, -1, history.size(2))),
-                             tokens[:, :, None]], dim=2)
+        order = (is_eos.long() * (2 * k) + ranks).argsort(dim=1)[:, :k]
+        scores, beams, tokens = (top_scores.gather(1, order), top_beams.gather(1, order),
+                                 top_tokens.gather(1, order))
+        history[:, :, :step] = history[:, :, :step].gather(1, beams[:, :, None].expand(-1, -1, step))
+        history[:, :, step] = tokens
         step += 1
 
-        best_next = (scores.max(dim=1).values / length_penalty(step + 1, alpha)).tolist()
-        done = torch.tensor([len(finished[s]) >= k and best <= min(h.score for h in finished[s])
-                             for s, best in zip(alive.tolist(), best_next)], dtype=torch.bool,
-                            device=device)
-        keep = (~done).nonzero().squeeze(1)
-        rows = (keep[:, None] * k + beams[keep]).reshape(-1)  # source row of each kept beam
+        # Retire sentences whose k-th finished beats every live beam, or with no live beam left.
+        best_next = scores.max(dim=1).values / length_penalty(step + 1, alpha)
+        kth = finished.scores[alive, k - 1]
+        done = ((kth > NEG_INF) & (best_next <= kth)) | (best_next == NEG_INF)
+        parent_rows = beams + torch.arange(beams.size(0), device=device)[:, None] * k
         if done.any():
+            keep = (~done).nonzero().squeeze(1)
             alive, scores, tokens, history = alive[keep], scores[keep], tokens[keep], history[keep]
             if not alive.numel():
                 break
-            memory = memory.select(
-                (keep[:, None] * k + torch.arange(k, device=device)).reshape(-1))
-        state = state.select(rows)
+            memory, parent_rows = memory.select(keep), parent_rows[keep]
+        state = state.select(parent_rows.reshape(-1))
         tokens = tokens.reshape(-1)
-    return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in finished]
+    return finished.best(n_best)
 
 
 search = beam_search  # beam size 1 with one hypothesis goes to greedy_search
@@ -169,12 +212,22 @@ class UncachedDecoder:
         def select(self, indices):
             return UncachedDecoder.Prefix(self.tokens.index_select(0, indices))
 
+    @dataclass
+    class Source:
+        memory: object  # the model's memory, one row per sentence
+        sentences: int
+
+        def select(self, indices):
+            return UncachedDecoder.Source(self.memory.select(indices), indices.numel())
+
     def __init__(self, model):
         self.model = model
 
     def encode(self, src, src_mask):
-        return self.model.encode(src, src_mask)
+        return UncachedDecoder.Source(self.model.encode(src, src_mask), src.size(0))
 
-    def decode_step(self, tokens, memory, state, need_attention=False):
+    def decode_step(self, tokens, source, state, need_attention=False):
         prefix = tokens[:, None] if state is None else torch.cat([state.tokens, tokens[:, None]], 1)
+        beams = tokens.size(0) // source.sentences  # decode_prefix takes a memory row per prefix
+        memory = source.memory.select(torch.arange(source.sentences).repeat_interleave(beams))
         return self.model.decode_prefix(prefix, memory), UncachedDecoder.Prefix(prefix)

@@ -1,11 +1,13 @@
 """Search on a decoder whose probabilities are set by hand (exact hypotheses and scores), and
-equivalences on real models: beam 1 is greedy, cached equals uncached."""
+equivalences on real models: beam 1 is greedy, cached equals uncached, the vectorised search
+equals the previous implementation (tests/reference_search.py)."""
 
 import math
 from dataclasses import dataclass
 
 import pytest
 import torch
+from reference_search import reference_beam
 
 from nmt.config import ModelConfig
 from nmt.models import build_model
@@ -158,3 +160,50 @@ def test_batching_does_not_change_results():
         alone = beam_search(model, tokens[i : i + 1, :width], mask[i : i + 1, :width],
                             beam_size=3, n_best=2)[0]
         assert [h.tokens for h in alone] == [h.tokens for h in together[i]]
+
+
+def assert_same_hypotheses(ours, reference):
+    for mine, theirs in zip(ours, reference, strict=True):
+        assert [h.tokens for h in mine] == [h.tokens for h in theirs]
+        assert [h.score for h in mine] == pytest.approx([h.score for h in theirs], abs=1e-5)
+
+
+@pytest.mark.parametrize("arch", MODELS)
+@pytest.mark.parametrize("beam_size", [1, 2, 3, 4, 5])
+def test_vectorised_search_equals_the_reference(arch, beam_size):
+    """The tensor bookkeeping against the previous per-hypothesis Python loop
+    (tests/reference_search.py), every n-best, on random models and sentences."""
+    torch.manual_seed(beam_size)
+    model = build_model(MODELS[arch], 40).eval()
+    src, src_mask = random_batch(n=9)
+    for n_best in range(1, beam_size + 1):
+        for alpha in (0.0, 1.0):
+            ours = beam_search(model, src, src_mask, beam_size, n_best, alpha)
+            assert_same_hypotheses(ours, reference_beam(model, src, src_mask, beam_size, n_best,
+                                                        alpha))
+            assert all(len(h) == n_best for h in ours)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_vectorised_search_equals_the_reference_at_the_length_limit(beam_size):
+    """Limits of 1 to 4 tokens: every sentence is cut by the limit, the first ones at step 1."""
+    torch.manual_seed(7)
+    model = build_model(MODELS["transformer"], 40).eval()
+    src, src_mask = random_batch(n=9)
+    for offset in (1, 2, 4):
+        ours = beam_search(model, src, src_mask, beam_size, 1, 0.6, 0.0, offset)
+        assert all(len(h[0].tokens) <= offset - 1 for h in ours)
+        assert_same_hypotheses(ours, reference_beam(model, src, src_mask, beam_size, 1, 0.6,
+                                                    0.0, offset))
+
+
+def test_vectorised_search_equals_the_reference_when_eos_comes_first():
+    """eos is the likeliest first token: most beams end at step 1."""
+    table = {(): {EOS_ID: 0.7, A: 0.25, B: 0.05}, (A,): {EOS_ID: 0.6, C: 0.4}, (B,): {EOS_ID: 1.0},
+             (A, C): {EOS_ID: 1.0}}
+    for beam_size in (1, 2, 3, 4):
+        for n_best in range(1, beam_size + 1):
+            ours = beam_search(FakeDecoder(table), *src(3), beam_size, n_best, alpha=1.0)
+            assert ours[0][0].tokens == []
+            assert_same_hypotheses(ours, reference_beam(FakeDecoder(table), *src(3), beam_size,
+                                                        n_best, alpha=1.0))

@@ -115,10 +115,12 @@ class MultiHeadAttention(nn.Module):
         """Concat(head_1, ..., head_h) W^O for projected, split q (B, h, T_q, d_k), k, v."""
         dropout = self.dropout if self.training else 0.0
         # "auto": PyTorch's kernel at inference, except for a decoding step over many rows (one
-        # query each), where on this CPU the explicit product is 1.2-1.8x faster from about 32
-        # rows on (48 to 256 rows of 16 to 30 keys); below that the kernel's lower overhead wins.
+        # query per hypothesis, or k per sentence in cross-attention), where on this CPU the
+        # explicit product is faster from about 32 queries in all: 1.2-1.8x for 48 to 256 single
+        # queries of 16 to 30 keys, 2-4x for 8 to 128 sentences of 4 beams (the kernel's blocks
+        # are made for long queries); below that the kernel's lower overhead wins.
         fused = self.use_fused if self.use_fused != "auto" else (
-            not torch.is_grad_enabled() and not (q.size(2) == 1 and q.size(0) >= 32))
+            not torch.is_grad_enabled() and not (q.size(2) <= 8 and q.size(0) * q.size(2) >= 32))
         if fused and not need_weights:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
                                                  is_causal=is_causal and mask is None)

@@ -5,9 +5,11 @@
     decode_step(tokens, memory, state) -> (log_probs, state)
                                                         one target token per hypothesis
 
-``memory`` and ``state`` both have ``select(indices)``: row i of the result is row indices[i] of
-the input. Beam search reorders hypotheses through ``state.select`` and drops finished sentences
-through ``memory.select``; it never needs to know which model it drives.
+``memory`` has a row per sentence; the hypotheses of a step are k rows per sentence, grouped
+(rows i*k .. i*k+k-1 belong to sentence i), so a model reads each sentence's memory once for
+all its beams. ``memory`` and ``state`` both have ``select(indices)``: row i of the result is row
+indices[i] of the input. Beam search reorders hypotheses through ``state.select`` and drops
+finished sentences through ``memory.select``; it never needs to know which model it drives.
 """
 
 from __future__ import annotations
@@ -36,10 +38,15 @@ class Seq2Seq(nn.Module):
 
     def decode_step(self, tokens: torch.Tensor, memory: Selectable, state: Selectable | None,
                     need_attention: bool = False) -> tuple[torch.Tensor, Selectable]:
-        """tokens (N,) the last token of each hypothesis -> log-probabilities (N, V), new state.
+        """tokens (k N,) the last token of each hypothesis, k per sentence of ``memory`` ->
+        log-probabilities (k N, V), new state.
 
         With ``need_attention`` the new state carries ``attention`` (N, S): where this step looked.
         """
+        raise NotImplementedError
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder outputs (.., d) -> logits over the vocabulary (.., V)."""
         raise NotImplementedError
 
     def untie_output(self) -> None:

@@ -61,11 +61,16 @@ class AdditiveAttention(nn.Module):
         self.v_a = nn.Linear(attention_size, 1, bias=False)
 
     def forward(self, query, keys, values, mask):
-        """query (N, H), keys (N, S, A), values (N, S, D), mask (N, S) -> context (N, D), alpha (N, S)"""
-        scores = self.v_a(torch.tanh(self.w_a(query)[:, None, :] + keys)).squeeze(-1)
-        alpha = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        context = torch.bmm(alpha[:, None, :].to(values.dtype), values).squeeze(1)
-        return context, alpha
+        """query (k N, H): k queries for each of N sentences, grouped by sentence; keys (N, S, A),
+        values (N, S, D), mask (N, S) -> context (k N, D), alpha (k N, S). The keys and values
+        are read once per sentence, whatever k (beam search needs no copy per beam)."""
+        n, s = mask.shape
+        k = query.size(0) // n
+        energy = torch.tanh(self.w_a(query).view(n, k, 1, -1) + keys[:, None])  # (N, k, S, A)
+        scores = self.v_a(energy).squeeze(-1)  # e_tj, (N, k, S)
+        alpha = scores.masked_fill(~mask[:, None, :], float("-inf")).softmax(dim=-1)
+        context = torch.bmm(alpha.to(values.dtype), values)  # (N, k, D)
+        return context.reshape(n * k, -1), alpha.reshape(n * k, s)
 
 
 class RNNSeq2Seq(Seq2Seq):
@@ -128,7 +133,10 @@ class RNNSeq2Seq(Seq2Seq):
 
     def decode_step(self, tokens, memory: RNNMemory, state: RNNState | None,
                     need_attention: bool = False):
-        hidden = memory.initial if state is None else state.hidden
+        if state is None:  # k hypotheses per sentence start from its s_0
+            hidden = memory.initial.repeat_interleave(tokens.size(0) // memory.initial.size(0), 0)
+        else:
+            hidden = state.hidden
         readout, hidden, alpha = self.step(tokens, memory, hidden)
         log_probs = self.project(readout).float().log_softmax(dim=-1)
         return log_probs, RNNState(hidden, alpha if need_attention else None)
