@@ -5,9 +5,15 @@ quantizes to int8 itself at load, ``compute_type="int8"``). Both engines transla
 test_2016_flickr with tokenization and detokenization included and model loading excluded: nmt
 through SentencePiece -> ``search`` on length-sorted batches -> SentencePiece, CTranslate2
 through SentencePiece -> ``translate_batch(max_batch_size=B)`` (it sorts by length itself) ->
-SentencePiece. Each engine first tries every batch size of ``BATCH_SIZES`` once and keeps its
-fastest; then the engines run in turn, ``--rounds`` times each, and the median is reported with
-BLEU. Greedy lone-sentence latency (p50, p90) is measured the same way, one sentence per call.
+SentencePiece.
+
+Both engines run in two layouts of the machine's cores: one decoder using all cores (nmt: torch
+threads; CTranslate2: ``intra_threads``), and one decoder per core with one thread each, batches
+shared out (nmt: worker processes, as ``nmt serve`` runs; CTranslate2: ``inter_threads``). In
+each, an engine first tries every batch size of ``BATCH_SIZES`` once and keeps its fastest; then
+the engines run in turn, ``--rounds`` times each, and the median is reported with BLEU.
+Lone-sentence greedy latency (p50, p90; one sentence per call) is measured at one thread and at
+all cores.
 
 An engine is loaded for each run and released after it: a live CTranslate2 translator slowed
 PyTorch in the same process by 1.5-1.8x even while idle (greedy int8 test set: 1.9 s alone,
@@ -17,6 +23,8 @@ PyTorch in the same process by 1.5-1.8x even while idle (greedy int8 test set: 1
 from __future__ import annotations
 
 import gc
+import itertools
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -35,39 +43,72 @@ from nmt.translator import Translator
 BATCH_SIZES = (32, 64, 128, 256)
 LATENCY_SENTENCES = 100
 
+_worker_translator: Translator | None = None  # in an nmt worker process
+
+
+def _load_worker(model_dir: str, precision: str) -> None:
+    global _worker_translator
+    torch.set_num_threads(1)
+    _worker_translator = Translator.load(model_dir, quantize=precision)
+
+
+def _search_batch(job: tuple[list[list[int]], int]) -> list[list[int]]:
+    return search_ids(_worker_translator, *job)
+
+
+def search_ids(translator: Translator, ids: list[list[int]], beam: int) -> list[list[int]]:
+    d = translator.config.decode
+    src = pad([encode_source(x) for x in ids])
+    with torch.inference_mode():
+        hyps = search(translator.model, src, src != PAD_ID, beam, 1, d.length_penalty,
+                      d.max_len_ratio, d.max_len_offset)
+    return [h[0].tokens for h in hyps]
+
 
 class NmtEngine:
     name = "nmt"
 
-    def __init__(self, model_dir: str, precision: str):
-        self.translator = Translator.load(model_dir, quantize="none" if precision == "fp32"
-                                          else precision)
+    def __init__(self, model_dir: str, precision: str, workers: int = 1, threads: int = 1):
+        quantize = "none" if precision == "fp32" else precision
+        self.translator = Translator.load(model_dir, quantize=quantize)
         self.decode = self.translator.config.decode
+        self.pool = None
+        if workers > 1:  # spawned: a forked child of a process that ran OpenMP must not use it
+            context = multiprocessing.get_context("spawn")
+            self.pool = context.Pool(workers, _load_worker, (model_dir, quantize))
+        else:
+            torch.set_num_threads(threads)
 
     def translate(self, sentences: list[str], beam: int, batch: int) -> list[str]:
-        tokenizer, d = self.translator.tokenizer, self.decode
+        tokenizer = self.translator.tokenizer
         ids = tokenizer.encode(sentences)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        chunks = [order[at:at + batch] for at in range(0, len(order), batch)]
+        jobs = [([ids[i] for i in chunk], beam) for chunk in chunks]
+        if self.pool is None:
+            done = [search_ids(self.translator, *job) for job in jobs]
+        else:
+            done = self.pool.map(_search_batch, jobs, chunksize=1)
         out: list = [None] * len(ids)
-        with torch.inference_mode():
-            for at in range(0, len(order), batch):
-                chunk = order[at:at + batch]
-                src = pad([encode_source(ids[i]) for i in chunk])
-                hyps = search(self.translator.model, src, src != PAD_ID, beam, 1,
-                              d.length_penalty, d.max_len_ratio, d.max_len_offset)
-                for i, h in zip(chunk, hyps):
-                    out[i] = h[0].tokens
+        for chunk, tokens in zip(chunks, done):
+            for i, t in zip(chunk, tokens):
+                out[i] = t
         return tokenizer.decode(out)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
 
 
 class Ct2Engine:
     name = "ctranslate2"
 
-    def __init__(self, ct2_dir: Path, precision: str, decode, threads: int):
+    def __init__(self, ct2_dir: Path, precision: str, decode, workers: int = 1, threads: int = 1):
         ct2 = require_ctranslate2()
         import sentencepiece as spm
 
-        self.translator = ct2.Translator(str(ct2_dir), device="cpu", inter_threads=1,
+        self.translator = ct2.Translator(str(ct2_dir), device="cpu", inter_threads=workers,
                                          intra_threads=threads,
                                          compute_type="float32" if precision == "fp32" else precision)
         self.sp = spm.SentencePieceProcessor(model_file=str(ct2_dir / "spm.model"))
@@ -80,21 +121,37 @@ class Ct2Engine:
             length_penalty=d.length_penalty, max_decoding_length=256)
         return self.sp.decode([r.hypotheses[0] for r in results])
 
+    def close(self) -> None:
+        pass
+
+
+def release(engine) -> None:
+    engine.close()
+    del engine
+    gc.collect()
+
+
+def time_once(engine, sentences, beam, batch) -> tuple[float, list[str]]:
+    engine.translate(sentences[:8], beam, batch)  # warm-up: first-call allocations
+    start = time.perf_counter()
+    out = engine.translate(sentences, beam, batch)
+    return time.perf_counter() - start, out
+
 
 def timed(load, sentences, beam, batch) -> tuple[float, list[str]]:
     engine = load()
     try:
-        engine.translate(sentences[:8], beam, batch)  # warm-up: first-call allocations
-        start = time.perf_counter()
-        out = engine.translate(sentences, beam, batch)
-        return time.perf_counter() - start, out
+        return time_once(engine, sentences, beam, batch)
     finally:
-        del engine
-        gc.collect()
+        release(engine)
 
 
 def best_batch(load, sentences, beam) -> int:
-    return min(BATCH_SIZES, key=lambda b: timed(load, sentences, beam, b)[0])
+    """The fastest of ``BATCH_SIZES``, the engine loaded once."""
+    engine = load()
+    trials = {batch: time_once(engine, sentences, beam, batch)[0] for batch in BATCH_SIZES}
+    release(engine)
+    return min(trials, key=trials.get)
 
 
 def latency(load, sentences) -> dict:
@@ -104,45 +161,75 @@ def latency(load, sentences) -> dict:
         start = time.perf_counter()
         engine.translate([sentence], 1, 1)
         times.append((time.perf_counter() - start) * 1000)
-    del engine
-    gc.collect()
+    release(engine)
     times.sort()
     return {"p50_ms": round(statistics.median(times), 2),
             "p90_ms": round(times[int(0.9 * len(times)) - 1], 2)}
 
 
+def loader(name: str, model_dir: str, ct2_dir: Path, precision: str, decode, workers: int,
+           threads: int):
+    if name == "nmt":
+        return lambda: NmtEngine(model_dir, precision, workers, threads)
+    return lambda: Ct2Engine(ct2_dir, precision, decode, workers, threads)
+
+
+def layouts(cores: int) -> list[tuple[int, int]]:
+    """(decoders, threads each): one decoder on all cores, or one per core."""
+    return [(1, cores)] + ([(cores, 1)] if cores > 1 else [])
+
+
+def race(loaders: dict, sources: list[str], references: list[str], beam: int,
+         rounds: int) -> list[dict]:
+    """Each engine at its fastest batch size, the engines in turn ``rounds`` times."""
+    batch = {name: best_batch(load, sources, beam) for name, load in loaders.items()}
+    seconds: dict = {name: [] for name in loaders}
+    outputs: dict = {}
+    for _ in range(rounds):
+        for name, load in loaders.items():
+            took, outputs[name] = timed(load, sources, beam, batch[name])
+            seconds[name].append(took)
+    return [{"engine": name, "beam": beam, "batch": batch[name], "sentences": len(sources),
+             "seconds": [round(s, 3) for s in seconds[name]],
+             "sentences_per_s": round(len(sources) / statistics.median(seconds[name]), 1),
+             "bleu": round(bleu(outputs[name], references)[0].score, 2)} for name in loaders]
+
+
 def compare(model_dir: str, sources: list[str], references: list[str], rounds: int,
-            threads: int) -> dict:
+            cores: int) -> dict:
     """Both engines, int8 and fp32, greedy and beam 4, alternated; the JSON of the README row."""
     results: dict = {"peer": "ctranslate2", "batch_sizes_tried": list(BATCH_SIZES), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         ct2_dir = Path(tmp) / "ct2"
         check = export_ctranslate2(model_dir, ct2_dir, "none", sources)
         results["export_greedy_agreement"] = {"equal": check.equal, "sentences": check.sentences}
-        decode = NmtEngine(model_dir, "fp32").decode
+        decode = Translator.load(model_dir, quantize="none").config.decode
         for precision in ("int8", "fp32"):
-            loaders = {"nmt": lambda p=precision: NmtEngine(model_dir, p),
-                       "ctranslate2": lambda p=precision: Ct2Engine(ct2_dir, p, decode, threads)}
-            for beam in (1, 4):
-                batches = {name: best_batch(load, sources, beam) for name, load in loaders.items()}
-                seconds: dict = {name: [] for name in loaders}
-                outputs: dict = {}
-                for _ in range(rounds):
-                    for name, load in loaders.items():
-                        took, outputs[name] = timed(load, sources, beam, batches[name])
-                        seconds[name].append(took)
-                for name in loaders:
-                    row = {"engine": name, "precision": precision, "beam": beam,
-                           "batch": batches[name], "sentences": len(sources),
-                           "seconds": [round(s, 3) for s in seconds[name]],
-                           "sentences_per_s": round(len(sources) / statistics.median(seconds[name]), 1),
-                           "bleu": round(bleu(outputs[name], references)[0].score, 2)}
+            loaders = {name: {layout: loader(name, model_dir, ct2_dir, precision, decode, *layout)
+                              for layout in layouts(cores)} for name in ("nmt", "ctranslate2")}
+            for layout, beam in itertools.product(layouts(cores), (1, 4)):
+                for row in race({name: by_layout[layout] for name, by_layout in loaders.items()},
+                                sources, references, beam, rounds):
+                    row.update(precision=precision, decoders=layout[0], threads_each=layout[1])
                     results["runs"].append(row)
                     print(row, file=sys.stderr, flush=True)
-            for name, load in loaders.items():
-                results[f"lone_sentence_greedy_{name}_{precision}"] = latency(load, sources)
-    by = {(r["engine"], r["precision"], r["beam"]): r["sentences_per_s"] for r in results["runs"]}
-    results["ratios_nmt_over_ctranslate2_int8"] = {
-        f"beam{b}": round(by[("nmt", "int8", b)] / by[("ctranslate2", "int8", b)], 2)
-        for b in (1, 4)}
+            for name in loaders:
+                for threads in sorted({1, cores}):
+                    load = loader(name, model_dir, ct2_dir, precision, decode, 1, threads)
+                    results[f"lone_sentence_greedy_{name}_{precision}_{threads}_threads"] = latency(
+                        load, sources)
+    results["ratios_nmt_over_ctranslate2_int8"] = ratios(results["runs"])
     return results
+
+
+def ratios(runs: list[dict]) -> dict:
+    """nmt's sentences/s over CTranslate2's, int8, per layout and beam, and at each one's best."""
+    speed = {(r["engine"], r["decoders"], r["threads_each"], r["beam"]): r["sentences_per_s"]
+             for r in runs if r["precision"] == "int8"}
+    out = {f"{d}x{t}_threads_beam{b}": round(v / speed[("ctranslate2", d, t, b)], 2)
+           for (engine, d, t, b), v in speed.items() if engine == "nmt"}
+    for b in (1, 4):
+        best = {e: max(v for (engine, _, _, beam), v in speed.items() if engine == e and beam == b)
+                for e in ("nmt", "ctranslate2")}
+        out[f"best_layout_beam{b}"] = round(best["nmt"] / best["ctranslate2"], 2)
+    return out
