@@ -37,6 +37,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(models: list[str] | None = None, env: dict | None = None
+                 ) -> tuple[subprocess.Popen, str]:
+    """``nmt serve`` on a free local port, once /health answers: the process and its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "nmt", "serve", "--port", str(port)]
+    for model in models or []:
+        command += ["--model", model]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop_server(server)
+    raise SystemExit("the server did not start: " + server.stderr.read().decode()[-2000:])
+
+
 def stop_server(server: subprocess.Popen) -> None:
     """SIGTERM (the server drains what is in flight), then SIGKILL after a minute."""
     server.send_signal(signal.SIGTERM)
@@ -189,20 +208,7 @@ def main() -> None:
     url = args.url
     try:
         if url is None:
-            port = free_port()
-            command = [sys.executable, "-m", "nmt", "serve", "--port", str(port)]
-            for model in args.model or []:
-                command += ["--model", model]
-            server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(600):
-                try:
-                    if httpx.get(url + "/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            else:
-                raise SystemExit("the server did not start: " + server.stderr.read().decode()[-2000:])
+            server, url = start_server(args.model)
         result = asyncio.run(load(url, sentences, args.clients, args.requests, args.beam))
         result["benchmark"] = "load"
         if server is not None:
@@ -212,8 +218,7 @@ def main() -> None:
         print(json.dumps(result, indent=2))
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_server(server)
 
 
 if __name__ == "__main__":

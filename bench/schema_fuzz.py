@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import free_port, stop_server  # noqa: E402
+from load import start_server, stop_server  # noqa: E402
 
 
 def narrowed(schema: dict, languages: list[dict]) -> dict:
@@ -95,20 +94,9 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     start = time.perf_counter()
+    server, url = start_server()
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise SystemExit("the server did not start")
         languages = httpx.get(url + "/languages").json()
         schema = narrowed(httpx.get(url + "/openapi.json").json(), languages)
         result = fuzz(url, schema, args.cases, args.seed)

@@ -93,35 +93,30 @@ class Finished:
     """Each sentence's k best finished hypotheses so far, best first (-inf: none yet)."""
 
     scores: torch.Tensor  # (B, k) normalised by the length penalty
-    tokens: torch.Tensor  # (B, k, L) padded with PAD_ID
-    lengths: torch.Tensor  # (B, k)
+    tokens: torch.Tensor  # (B, k, L) padded with PAD_ID, which no hypothesis holds (_restrict)
 
     @classmethod
     def empty(cls, batch: int, k: int, max_len: int, device) -> Finished:
         return cls(torch.full((batch, k), NEG_INF, device=device),
-                   torch.full((batch, k, max_len), PAD_ID, dtype=torch.long, device=device),
-                   torch.zeros(batch, k, dtype=torch.long, device=device))
+                   torch.full((batch, k, max_len), PAD_ID, dtype=torch.long, device=device))
 
-    def add(self, sentences: torch.Tensor, scores: torch.Tensor, tokens: torch.Tensor,
-            length: int) -> None:
-        """Merge candidates (n, k) of ``sentences`` (-inf where none), tokens (n, k, length), into
-        the k best: the stable sort keeps earlier ones first on a tie, as a list append would."""
+    def add(self, sentences: torch.Tensor, scores: torch.Tensor, tokens: torch.Tensor) -> None:
+        """Merge candidates (n, k) of ``sentences`` (-inf where none), tokens (n, k, t), into the
+        k best: the stable sort keeps earlier ones first on a tie, as a list append would."""
         k = scores.size(1)
         merged = torch.cat([self.scores[sentences], scores], dim=1)  # (n, 2k)
         order = merged.sort(dim=1, descending=True, stable=True).indices[:, :k]
         new_tokens = torch.full_like(self.tokens[sentences], PAD_ID)
-        new_tokens[:, :, :length] = tokens
+        new_tokens[:, :, :tokens.size(2)] = tokens
         self.scores[sentences] = merged.gather(1, order)
         self.tokens[sentences] = torch.cat([self.tokens[sentences], new_tokens], dim=1).gather(
             1, order[:, :, None].expand(-1, -1, self.tokens.size(2)))
-        self.lengths[sentences] = torch.cat(
-            [self.lengths[sentences], torch.full_like(self.lengths[sentences], length)], dim=1
-        ).gather(1, order)
 
     def best(self, n_best: int) -> list[list[Hypothesis]]:
+        lengths = (self.tokens != PAD_ID).sum(dim=2)
         return [[Hypothesis(row[:length], score) for row, length, score in
                  zip(rows[:n_best], lengths[:n_best], scores[:n_best]) if score > NEG_INF]
-                for rows, lengths, scores in zip(self.tokens.tolist(), self.lengths.tolist(),
+                for rows, lengths, scores in zip(self.tokens.tolist(), lengths.tolist(),
                                                  self.scores.tolist())]
 
 
@@ -170,7 +165,7 @@ def beam_search(model, src: torch.Tensor, src_mask: torch.Tensor, beam_size: int
             ended = torch.where(is_eos[:, :k], top_scores[:, :k] / length_penalty(step + 1, alpha),
                                 NEG_INF)
             parents = top_beams[:, :k, None].expand(-1, -1, step)
-            finished.add(alive, ended, history[:, :, :step].gather(1, parents), step)
+            finished.add(alive, ended, history[:, :, :step].gather(1, parents))
 
         # The best k candidates that do not end carry on (there are always k: at most k end).
         order = (is_eos.long() * (2 * k) + ranks).argsort(dim=1)[:, :k]

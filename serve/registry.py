@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmt.config import DEFAULT_PRECISION
+from nmt.corpus import LANGUAGE_NAMES
 from nmt.errors import NmtError
 from nmt.translator import Translator
-
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
 
 
 def find_model_dirs(root: str | Path) -> list[Path]:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from nmt import __version__
 from nmt.checkpoint import read_model_config
+from nmt.corpus import LANGUAGE_NAMES
 from nmt.errors import NmtError
 from nmt.export.ct2 import SelfCheck, export_ctranslate2
 
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "cs": "Czech"}
 ARGOS_VERSION = "1.9.0"  # the package format these packages follow
 
 
