@@ -142,7 +142,7 @@ def insert_span(src: str, tgt: str, span: str, where: str) -> tuple[str, str]:
 
 
 def augment(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str, data_config,
-            seed: int) -> tuple[list[str], list[str], dict[str, int]]:
+            seed: int | str) -> tuple[list[str], list[str], dict[str, int]]:
     """The training pairs with the configured transforms applied; counts of each for the log."""
     d, rng = data_config, random.Random(f"augment/{seed}")
     src, tgt = list(src), list(tgt)

@@ -133,6 +133,12 @@ def cmd_translate(args) -> None:
     if not 1 <= args.n_best <= max(args.beam, 1):
         raise NmtError(f"--n-best must be between 1 and --beam ({args.beam})")
     translator = Translator.load(args.model, threads=args.threads, quantize=args.quantize)
+    if args.source or args.target:
+        pair = (args.source or translator.src_lang, args.target or translator.tgt_lang)
+        if pair not in translator.pairs:
+            raise NmtError(f"{args.model}: translates "
+                           f"{', '.join('-'.join(p) for p in translator.pairs)}, not {'-'.join(pair)}")
+        translator = translator.for_pair(*pair)
     if args.input:
         path = Path(args.input)
         if not path.is_file():
@@ -273,6 +279,8 @@ def add_train_and_translate(commands) -> None:
 
     tl = commands.add_parser("translate", help="translate lines from stdin or a file")
     tl.add_argument("--model", required=True, help="a model directory, e.g. models/transformer-de-en")
+    tl.add_argument("--source", help="source language, e.g. fr (default: the model's first pair)")
+    tl.add_argument("--target", help="target language, e.g. en (a multilingual model has several)")
     tl.add_argument("--beam", type=int, default=4, help="beam size (1: greedy)")
     tl.add_argument("--n-best", type=int, default=1, help="print N tab-separated alternatives")
     tl.add_argument("--input", help="file of lines to translate (default: stdin)")

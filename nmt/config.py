@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nmt.errors import NmtError
+from nmt.tokenizer import LANGUAGE_TAGS
 
 
 class ConfigError(NmtError):
@@ -35,6 +36,10 @@ class DataConfig:
     corpus: str = "data/multi30k"
     src_lang: str = "de"
     tgt_lang: str = "en"
+    # Several directions in one model, e.g. ["de-en", "en-de", "fr-en"] (src_lang/tgt_lang are
+    # then unused): every pair is built from the corpus's multi-parallel files, and the model
+    # reads the target language as a tag token before the source (nmt/data.py).
+    pairs: tuple[str, ...] = ()
     train_split: str = "train"
     valid_split: str = "val"
     # A user's own parallel corpus: two aligned files, or one TSV of "source<TAB>target" lines.
@@ -156,6 +161,11 @@ def _field_types(cls: type) -> dict[str, type]:
 def _coerce(value: Any, expected: type, where: str) -> Any:
     """Check a value read from TOML/JSON against a field's type (ints are accepted as floats)."""
     origin = typing.get_origin(expected)
+    if origin is tuple:  # a TOML/JSON array
+        item_type = typing.get_args(expected)[0]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        return tuple(_coerce(item, item_type, f"{where}[{i}]") for i, item in enumerate(value))
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(expected):
             try:
@@ -195,6 +205,8 @@ def _parse_literal(text: str, expected: type, where: str) -> Any:
             return float(text)
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {text!r}") from None
+    if typing.get_origin(expected) is tuple:  # --set data.pairs=de-en,en-de
+        return tuple(item.strip() for item in text.split(",") if item.strip())
     return text
 
 
@@ -265,6 +277,17 @@ def _range(low=None, high=None, low_open=False, high_open=False):
     return check, text or "a finite number"
 
 
+def _pairs():
+    def check(value):
+        try:
+            split = [pair.split("-") for pair in value]
+        except AttributeError:
+            return False
+        return all(len(p) == 2 and p[0] != p[1] and all(x.isascii() and x.isalnum() for x in p)
+                   for p in split) and len(set(value)) == len(value)
+    return check, "distinct source-target pairs of language codes, such as ['de-en', 'en-de']"
+
+
 def _choice(*options):
     return (lambda value: value in options), "one of " + ", ".join(repr(o) for o in options)
 
@@ -279,7 +302,7 @@ _POSITIVE, _NON_NEGATIVE = _range(1), _range(0)
 _SHARE = _range(0.0, 1.0)
 _DROPOUT = _range(0.0, 1.0, high_open=True)
 RULES: dict[str, dict[str, tuple]] = {
-    "data": {"corpus": _ANY, "src_lang": _language(), "tgt_lang": _language(),
+    "data": {"corpus": _ANY, "src_lang": _language(), "tgt_lang": _language(), "pairs": _pairs(),
              "train_split": _ANY, "valid_split": _ANY, "src_file": _ANY, "tgt_file": _ANY,
              "tsv_file": _ANY, "valid_src_file": _ANY, "valid_tgt_file": _ANY,
              "vocab_size": _range(16), "spm_model_type": _choice("unigram", "bpe"),
@@ -312,6 +335,16 @@ def _relations(config: Config) -> list[str]:
     """Problems between values (each value alone being fine)."""
     m, t, d, dec = config.model, config.train, config.data, config.decode
     problems = []
+    if d.pairs and (d.src_file or d.tgt_file or d.tsv_file or d.valid_src_file):
+        problems.append("data.pairs builds every pair from the multi-parallel files of "
+                        "data.corpus; it cannot be combined with data.src_file, data.tgt_file, "
+                        "data.tsv_file or data.valid_src_file")
+    if d.pairs:
+        tagged = [tag[2:-1] for tag in LANGUAGE_TAGS]
+        untagged = sorted({p.split("-")[1] for p in d.pairs} - set(tagged))
+        if untagged:
+            problems.append(f"data.pairs: no target tag for {', '.join(untagged)} (the "
+                            f"vocabulary reserves tags for {', '.join(tagged)})")
     if m.d_model % m.n_heads:
         problems.append(f"model.d_model ({m.d_model}) must be divisible by model.n_heads "
                         f"({m.n_heads})")
@@ -325,6 +358,13 @@ def _relations(config: Config) -> list[str]:
                         f"sequence the config allows ({needed}: data.max_tokens_per_sentence, "
                         "decode.max_source_tokens and the target length they permit)")
     return problems
+
+
+def directions(data: DataConfig) -> list[tuple[str, str]]:
+    """The (source, target) language pairs a config trains: ``data.pairs``, else the one pair."""
+    if data.pairs:
+        return [tuple(pair.split("-")) for pair in data.pairs]
+    return [(data.src_lang, data.tgt_lang)]
 
 
 def validate(config: Config, where: str = "config") -> None:

@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from nmt.config import directions
 from nmt.errors import NmtError
 
 MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")
@@ -108,6 +109,22 @@ def load_split(data, split: str) -> ParallelData:
     return ParallelData(*read_parallel(src_path, tgt_path), description=f"{src_path} + {tgt_path}")
 
 
+def load_directions(data, split: str) -> dict[str, ParallelData]:
+    """Every pair of ``data.pairs`` in ``split``, built from the corpus's multi-parallel files
+    (each language's file read once; all must have the same number of lines)."""
+    lines: dict[str, list[str]] = {}
+    paths: dict[str, Path] = {}
+    for lang in dict.fromkeys(lang for pair in directions(data) for lang in pair):
+        paths[lang] = split_file(data.corpus, split, lang)
+        lines[lang] = read_lines(paths[lang])
+    counts = {len(v) for v in lines.values()}
+    if len(counts) > 1:
+        raise NmtError("line counts differ: " + ", ".join(
+            f"{paths[lang]} has {len(lines[lang])}" for lang in lines))
+    return {f"{s}-{t}": ParallelData(lines[s], lines[t], f"{paths[s]} + {paths[t]}")
+            for s, t in directions(data)}
+
+
 def check_sources(data) -> None:
     """Fail before any work when a configured data path does not exist."""
     paths = [p for p in (data.src_file, data.tgt_file, data.tsv_file,
@@ -115,6 +132,11 @@ def check_sources(data) -> None:
     for path in paths:
         if not Path(path).is_file():
             raise NmtError(f"{path}: data file not found")
+    if data.pairs:
+        for lang in {lang for pair in data.pairs for lang in pair.split("-")}:
+            split_file(data.corpus, data.train_split, lang)
+            split_file(data.corpus, data.valid_split, lang)
+        return
     uses_corpus = not (data.tsv_file or data.src_file) or not data.valid_src_file
     if uses_corpus:
         if not data.tsv_file and not data.src_file:

@@ -162,9 +162,18 @@ def evaluate(model, valid, precision: str, max_tokens: int, max_sentences: int =
                                                    max_len_ratio, max_len_offset)):
                 hyps[i] = h[0].tokens
     texts = tokenizer.decode(hyps)
-    score, _ = bleu(texts, valid.tgt_text[:count])
-    return {"val_loss": loss_sum / max(tokens, 1), "val_bleu": round(score.score, 2),
-            "val_examples": texts[:3]}
+    metrics = {"val_loss": loss_sum / max(tokens, 1), "val_examples": texts[:3]}
+    if valid.pairs is None:
+        score, _ = bleu(texts, valid.tgt_text[:count])
+        return {**metrics, "val_bleu": round(score.score, 2)}
+    by_pair = {}
+    for pair in dict.fromkeys(valid.pairs[:count]):
+        rows = [i for i in range(count) if valid.pairs[i] == pair]
+        score, _ = bleu([texts[i] for i in rows], [valid.tgt_text[i] for i in rows])
+        by_pair[pair] = round(score.score, 2)
+    # One model for every direction: chosen by the mean of their BLEU scores.
+    return {**metrics, "val_bleu": round(sum(by_pair.values()) / len(by_pair), 2),
+            "val_bleu_by_pair": by_pair}
 
 
 def average_weights(files: list[Path]) -> dict[str, torch.Tensor]:
@@ -509,7 +518,10 @@ def evaluate_model(run: Run, model) -> dict:
 
 def model_info(run: Run, model, metrics: dict, **extra) -> dict:
     """What a model directory's metrics.json says of its training."""
-    return {**extra, "val_bleu": metrics["val_bleu"], "val_loss": round(metrics["val_loss"], 4),
+    by_pair = {"val_bleu_by_pair": metrics["val_bleu_by_pair"]} \
+        if "val_bleu_by_pair" in metrics else {}
+    return {**extra, "val_bleu": metrics["val_bleu"], **by_pair,
+            "val_loss": round(metrics["val_loss"], 4),
             "training_minutes": round(run.progress.elapsed / 60, 1),
             "parameters": model.num_parameters(), "hardware": hardware(run.device),
             "world_size": world_size()}
@@ -527,10 +539,14 @@ def end_of_epoch(run: Run, budget_reason: str | None) -> None:
     metrics = evaluate_model(run, run.model)
     write_metrics(run, {"kind": "eval", "epoch": epoch_done, "step": p.step,
                         "val_loss": round(metrics["val_loss"], 4), "val_bleu": metrics["val_bleu"],
+                        **({"val_bleu_by_pair": metrics["val_bleu_by_pair"]}
+                           if "val_bleu_by_pair" in metrics else {}),
                         "elapsed": round(p.elapsed, 1),
                         "eval_seconds": round(time.perf_counter() - eval_start, 1)})
     log(f"epoch {epoch_done}: step {p.step}, val loss {metrics['val_loss']:.3f}, "
-        f"val BLEU {metrics['val_bleu']:.2f}, {p.elapsed / 60:.1f} min "
+        f"val BLEU {metrics['val_bleu']:.2f}"
+        + "".join(f" {k} {v:.2f}" for k, v in metrics.get("val_bleu_by_pair", {}).items())
+        + f", {p.elapsed / 60:.1f} min "
         f"| {metrics['val_examples'][0]}")
     info = {"training": model_info(run, run.model, metrics, epoch=epoch_done, step=p.step)}
     spm_path = run.dir / "spm.model"

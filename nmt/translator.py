@@ -20,7 +20,8 @@ import torch
 from nmt.batching import encode_source, pad
 from nmt.casing import is_lowercase, is_shouting, shout, truecase
 from nmt.checkpoint import load_weights, read_model_config
-from nmt.config import DEFAULT_PRECISION, Config
+from nmt.config import DEFAULT_PRECISION, Config, directions
+from nmt.errors import NmtError
 from nmt.models import build_model
 from nmt.passthrough import PLACEHOLDERS, Protected, protect, repair_copies, restore
 from nmt.quantize import quantize as quantize_model
@@ -77,20 +78,33 @@ def finish(translation: Translation, prepared: Prepared,
 
 
 class Translator:
+    """One direction of a model. A multilingual model serves each of its directions through a
+    translator of its own (``for_pair``), sharing the weights: the target language's tag is put
+    before every source it encodes."""
+
     def __init__(self, model, tokenizer: Tokenizer, config: Config, name: str = "model",
-                 path: Path | None = None, precision: str = "none", parameters: int = 0):
+                 path: Path | None = None, precision: str = "none", parameters: int = 0,
+                 pair: tuple[str, str] | None = None):
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
         self.name, self.path, self.precision = name, path, precision
         self.parameters = parameters or model.num_parameters()
+        self.pairs = directions(config.data)
+        self.src_lang, self.tgt_lang = pair or self.pairs[0]
+        if (self.src_lang, self.tgt_lang) not in self.pairs:
+            raise NmtError(f"{name} translates {', '.join('-'.join(p) for p in self.pairs)}, "
+                           f"not {self.src_lang}-{self.tgt_lang}")
+        self.target_tag = tokenizer.language_tag(self.tgt_lang) if config.data.pairs else None
+        self.views = {(self.src_lang, self.tgt_lang): self}
         # The input handling of ``prepare``, each switchable to measure what it is worth
         # (scripts/robustness_ablation.py); both on in every command.
         self.pass_through, self.lower_capitals, self.truecase = True, True, True
         self.repair_names = True
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 0, quantize: str = DEFAULT_PRECISION
-             ) -> Translator:
-        """``quantize``: "int8" (the default: measured faster here at equal BLEU) or "none"."""
+    def load(cls, path: str | Path, threads: int = 0, quantize: str = DEFAULT_PRECISION,
+             pair: tuple[str, str] | None = None) -> Translator:
+        """``quantize``: "int8" (the default: measured faster here at equal BLEU) or "none";
+        ``pair``: the direction (source, target), by default the model's first."""
         path = Path(path)
         config = read_model_config(path)
         tokenizer = Tokenizer(path / "spm.model")
@@ -100,15 +114,25 @@ class Translator:
         load_weights(model, path / "model.safetensors")
         parameters = model.num_parameters()  # before quantize() turns weights into buffers
         return cls(quantize_model(model, quantize), tokenizer, config, name=path.name, path=path,
-                   precision=quantize, parameters=parameters)
+                   precision=quantize, parameters=parameters, pair=pair)
 
-    @property
-    def src_lang(self) -> str:
-        return self.config.data.src_lang
+    def for_pair(self, source: str, target: str) -> Translator:
+        """This model's translator for ``source`` -> ``target`` (NmtError if it has no such
+        direction); one per direction, made once."""
+        view = self.views.get((source, target))
+        if view is None:
+            view = Translator(self.model, self.tokenizer, self.config, self.name, self.path,
+                              self.precision, self.parameters, pair=(source, target))
+            view.views = self.views
+            view.pass_through, view.lower_capitals = self.pass_through, self.lower_capitals
+            view.truecase, view.repair_names = self.truecase, self.repair_names
+            self.views[(source, target)] = view
+        return view
 
-    @property
-    def tgt_lang(self) -> str:
-        return self.config.data.tgt_lang
+    def encode_sources(self, texts: list[str]) -> list[list[int]]:
+        """Subword ids as the model reads them: after the target's tag, for a multilingual one."""
+        ids = self.tokenizer.encode(texts)
+        return ids if self.target_tag is None else [[self.target_tag] + x for x in ids]
 
     def batches(self, ids: list[list[int]], beam_size: int) -> list[list[int]]:
         """Indices of ``ids`` grouped longest first into batches within the token budget."""
@@ -159,8 +183,8 @@ class Translator:
     def source_lengths(self, sentences: list[str]) -> list[int]:
         """The subwords the model reads for each sentence (pass-through spans as one
         placeholder each): the measure of what translating it costs."""
-        return [len(ids) for ids in self.tokenizer.encode([self.prepare(s).text
-                                                            for s in sentences])]
+        return [len(ids) for ids in self.encode_sources([self.prepare(s).text
+                                                          for s in sentences])]
 
     def prepare(self, sentence: str) -> Prepared:
         shouting = self.lower_capitals and is_shouting(sentence)
@@ -179,7 +203,7 @@ class Translator:
         one whose translation is implausibly short (a model that stopped early) is split at the
         clause boundary nearest its middle and its clauses translated apart."""
         d = self.config.decode
-        ids = self.tokenizer.encode(texts)
+        ids = self.encode_sources(texts)
         out = [Translation("", 0.0, []) for _ in texts]
         splits = {}
         if d.clause_split_tokens:
@@ -240,7 +264,8 @@ class Translator:
 
     def alignment(self, source: str, translation: str) -> Alignment:
         """Where the model looks: cross-attention while it reads ``translation`` back."""
-        return self.align_ids(*self.tokenizer.encode([source, translation]))
+        return self.align_ids(self.encode_sources([source])[0],
+                              self.tokenizer.encode([translation])[0])
 
     def align_ids(self, source_ids: list[int], target_ids: list[int]) -> Alignment:
         """Cross-attention of the last decoder layer, averaged over heads, while the model reads

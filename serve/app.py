@@ -41,6 +41,40 @@ def load_registry(settings: Settings) -> Registry:
     return Registry.load(paths, settings.defaults(), threads=threads, quantize=settings.quantize)
 
 
+class Measure:
+    """Counts and times every request by route and status, 500s included, and answers a failure
+    no handler took with a JSON 500. A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware``
+    (``@app.middleware``) runs each request in task groups of its own and wraps every ``receive``,
+    which cost the server about a third of its CPU per request under load."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), None
+
+        async def send_noting_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        except Exception:
+            log.exception("unhandled error on %s", scope.get("path"))
+            if status is None:  # nothing sent yet: the client gets JSON
+                await JSONResponse({"error": "internal server error"}, status_code=500)(
+                    scope, receive, send_noting_status)
+            status = 500
+        route = scope.get("route")
+        path = route.path if route is not None else "unmatched"
+        REQUESTS.labels(path, str(status)).inc()
+        LATENCY.labels(path, str(status)).observe(time.perf_counter() - start)
+
+
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -67,21 +101,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         app.add_middleware(CORSMiddleware, allow_origins=settings.origins(),
                            allow_methods=["GET", "POST"], allow_headers=["*"])
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        start = time.perf_counter()
-        try:
-            response = await call_next(request)
-            status = response.status_code
-        except Exception:  # a failure no handler took: counted, then answered as JSON
-            log.exception("unhandled error on %s", request.url.path)
-            response = JSONResponse({"error": "internal server error"}, status_code=500)
-            status = 500
-        route = request.scope.get("route")
-        path = route.path if route is not None else "unmatched"
-        REQUESTS.labels(path, str(status)).inc()
-        LATENCY.labels(path, str(status)).observe(time.perf_counter() - start)
-        return response
+    app.add_middleware(Measure)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError):

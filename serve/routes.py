@@ -32,15 +32,17 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers
 
 
-def get_registry(request: Request) -> Registry:
+# Dependencies are coroutines: FastAPI runs a plain function in a thread of its pool, three
+# thread hand-offs per request for reading an attribute.
+async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-def get_batcher(request: Request) -> Batcher:
+async def get_batcher(request: Request) -> Batcher:
     return request.app.state.batcher
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -225,7 +227,8 @@ async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep
     translator = registry.pick(req.source, req.target, req.model)
     if translator is None:
         what = f"model {req.model!r} for " if req.model else ""
-        raise ApiError(400, f"no {what}{req.source}-{req.target} model; see /languages")
+        raise ApiError(400, f"no {what}{req.source}-{req.target} model; served: "
+                            f"{registry.served()} (see /languages)")
     n_best = req.alternatives + 1
     beam_size = max(req.beam_size or settings.beam_size, n_best)
     pieces = [split_sentences(t) if t.strip() else [] for t in texts]

@@ -56,8 +56,10 @@ def translate_batch(translator, sentences: list[str], beam_size: int, n_best: in
     return translator.translate_sentences(sentences, beam_size, n_best)
 
 
-def _translate(name: str, sentences: list[str], beam_size: int, n_best: int, attention: bool):
-    return translate_batch(_translators[name], sentences, beam_size, n_best, attention)
+def _translate(name: str, pair: tuple[str, str], sentences: list[str], beam_size: int,
+               n_best: int, attention: bool):
+    return translate_batch(_translators[name].for_pair(*pair), sentences, beam_size, n_best,
+                           attention)
 
 
 class ThreadWorkers:
@@ -95,7 +97,8 @@ class ProcessWorkers:
         pool = self.pool
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                pool, _translate, translator.name, sentences, beam_size, n_best, attention)
+                pool, _translate, translator.name, (translator.src_lang, translator.tgt_lang),
+                sentences, beam_size, n_best, attention)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): this batch fails, the next gets new workers.
             if self.pool is pool:

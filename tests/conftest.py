@@ -48,6 +48,20 @@ def toy_corpus(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+# A third language for multilingual tests: the same German-like words to French-like ones.
+LEXICON_FR = {
+    "ein": "un", "eine": "une", "der": "le", "hund": "chien", "katze": "chat", "mann": "homme",
+    "frau": "femme", "kind": "enfant", "läuft": "court", "spielt": "joue", "sitzt": "assis",
+    "springt": "saute", "im": "dans le", "park": "parc", "garten": "jardin", "schnee": "neige",
+    "wasser": "eau", "rot": "rouge", "klein": "petit", "groß": "grand", "und": "et",
+}
+
+
+def to_french(german: str) -> str:
+    words = german.rstrip(".").lower().split()
+    return " ".join(LEXICON_FR[w] for w in words).capitalize() + "."
+
+
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(line + "\n" for line in lines)
@@ -62,12 +76,23 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 @pytest.fixture(scope="session")
 def toy_corpus_dir(tmp_path_factory) -> Path:
     """A corpus folder in Multi30k's layout: {train,val,test_2016_flickr}.{de,en}.gz"""
-    folder = tmp_path_factory.mktemp("toy-corpus")
+    return write_toy_splits(tmp_path_factory.mktemp("toy-corpus"))
+
+
+def write_toy_splits(folder: Path, french: bool = False) -> Path:
     for split, n, seed in (("train", 1500, 0), ("val", 60, 1), ("test_2016_flickr", 60, 2)):
         src, tgt = toy_corpus(n, seed)
         write_lines(folder / f"{split}.de.gz", src)
         write_lines(folder / f"{split}.en.gz", tgt)
+        if french:
+            write_lines(folder / f"{split}.fr.gz", [to_french(s) for s in src])
     return folder
+
+
+@pytest.fixture(scope="session")
+def toy_multi_corpus_dir(tmp_path_factory) -> Path:
+    """A multi-parallel corpus folder: the same sentences in de, en and fr."""
+    return write_toy_splits(tmp_path_factory.mktemp("toy-multi-corpus"), french=True)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ class StubTranslator:
 
     def __init__(self, name="stub-de-en", src="de", tgt="en", delay=0.0):
         self.name, self.src_lang, self.tgt_lang, self.delay = name, src, tgt, delay
+        self.pairs = [(src, tgt)]
         self.batches: list[list[str]] = []
         self.active = self.most_active = 0  # batches in progress at once
         self.guard = threading.Lock()
@@ -46,6 +47,9 @@ class StubTranslator:
 
     def source_lengths(self, sentences):
         return [len(s.split()) for s in sentences]
+
+    def for_pair(self, source, target):
+        return self
 
     def alignment(self, source, translation):
         src, tgt = source.split() + ["</s>"], translation.split() + ["</s>"]
@@ -376,6 +380,27 @@ def test_metrics_need_the_key_and_count_failures():
         c.post("/translate", json={"q": "gift", "source": "de", "target": "en", "api_key": "k1"})
         text = c.get("/metrics", params={"api_key": "k1"}).text
         assert 'status="422"' in text
+
+
+class BrokenLengths(StubTranslator):
+    def source_lengths(self, sentences):
+        raise RuntimeError("a bug outside the batcher")
+
+
+def test_a_failure_no_handler_takes_is_a_counted_json_500():
+    with TestClient(create_app(Settings(processes=False), _registry(BrokenLengths())),
+                    raise_server_exceptions=False) as c:
+        r = c.post("/translate", json={"q": "a", "source": "de", "target": "en"})
+        assert r.status_code == 500 and r.json() == {"error": "internal server error"}
+        assert c.get("/health").status_code == 200  # and the server goes on
+        assert 'nmt_http_requests_total{route="/translate",status="500"}' in \
+            c.get("/metrics").text
+
+
+def _registry(translator) -> Registry:
+    registry = Registry()
+    registry.add(translator)
+    return registry
 
 
 def test_docs_work_offline(client):
