@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--peer", choices=["ctranslate2"],
                         help="the same weights in another engine, alternated (bench/peer_ctranslate2.py)")
     parser.add_argument("--rounds", type=int, default=3, help="timed runs per engine with --peer")
+    parser.add_argument("--pair", help="a direction of a multilingual model, e.g. fr-en "
+                        "(default: the model's first)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count())
     if args.peer:
@@ -77,16 +79,17 @@ def main() -> None:
         print(json.dumps(compare(args.model, sources, references, args.rounds, os.cpu_count()),
                          indent=2))
         return
-    results = {"benchmark": "decode", "model": args.model, "split": args.split,
+    results = {"benchmark": "decode", "model": args.model, "pair": args.pair, "split": args.split,
                "threads": torch.get_num_threads(), "torch": torch.__version__, "runs": []}
     for quantize in ("none", "int8") if args.beam is None else ("int8",):
         precision = "fp32" if quantize == "none" else quantize
-        translator = Translator.load(args.model, quantize=quantize)
+        translator = Translator.load(args.model, quantize=quantize,
+                                     pair=tuple(args.pair.split("-")) if args.pair else None)
         sources, references = read_parallel(split_file(args.data, args.split, translator.src_lang),
                                             split_file(args.data, args.split, translator.tgt_lang))
         if args.quick:
             sources, references = sources[:200], references[:200]
-        ids = translator.tokenizer.encode(sources)
+        ids = translator.encode_sources(sources)
         run(translator, ids[:32], 4, 32, True)  # warm-up
         settings = [(1, args.batch, True), (4, args.batch, True), (5, args.batch, True),
                     (1, args.batch, False), (4, args.batch, False), (1, 1, True), (4, 1, True)]

@@ -187,9 +187,14 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_export(args) -> None:
+    from nmt.checkpoint import read_model_config
     from nmt.export import check_sentences
 
     model_dir = Path(args.model)
+    if read_model_config(model_dir).data.pairs:
+        # The engines' own tokenization has no place for the target-language tag.
+        raise NmtError(f"{model_dir}: a multilingual model (data.pairs) cannot be exported yet; "
+                       "export a bilingual one")
     sentences = check_sentences(model_dir, args.check_data, args.check_sentences)
     if args.format == "ctranslate2":
         from nmt.export.ct2 import export_ctranslate2
@@ -297,7 +302,7 @@ def add_evaluate_release_serve(commands) -> None:
                     help="hypotheses of another system (repeatable)")
     ev.add_argument("--data", default="data/multi30k", help="corpus folder")
     ev.add_argument("--split", default="test_2016_flickr", help="split to score (val to tune)")
-    ev.add_argument("--pair", help="e.g. de-en (default: the first model's)")
+    ev.add_argument("--pair", help="e.g. de-en (default: every direction of the first model)")
     ev.add_argument("--baseline", help="system the others are tested against")
     ev.add_argument("--beam", type=int, default=4, help="beam size")
     ev.add_argument("--out", default="reports/latest", help="report folder")

@@ -22,6 +22,20 @@ from nmt.scoring import bleu, score_all
 from nmt.translator import Translator
 
 
+def score_directions(translator: Translator, data: str, split: str, beam_size: int) -> dict:
+    """``score_split`` of a bilingual model; of a multilingual one, each direction's under
+    "pairs" and the mean of each figure over them (what release chooses by)."""
+    if len(translator.pairs) == 1:
+        return score_split(translator, data, split, beam_size)
+    pairs = {f"{s}-{t}": score_split(translator.for_pair(s, t), data, split, beam_size)
+             for s, t in translator.pairs}
+    first = next(iter(pairs.values()))
+    mean = {key: round(sum(p[key] for p in pairs.values()) / len(pairs), 2)
+            for key in ("bleu", "bleu_lc", "chrf", "sentences_per_second")}
+    return {**first, **mean, "sentences": sum(p["sentences"] for p in pairs.values()),
+            "mean_of": list(pairs), "pairs": pairs}
+
+
 def score_split(translator: Translator, data: str, split: str, beam_size: int) -> dict:
     src_path = split_file(data, split, translator.src_lang)
     tgt_path = split_file(data, split, translator.tgt_lang)
@@ -40,11 +54,11 @@ CARD = """# {name}
 
 | | |
 |---|---|
-| direction | {src} → {tgt} |
+| direction | {direction} |
 | architecture | {arch} |
 | parameters | {parameters:,} |
 | vocabulary | joint SentencePiece {spm_type}, {vocab} pieces |
-| training data | Multi30k (task 1) train, 29,000 sentence pairs{augmented} |
+| training data | Multi30k (task 1) train, {corpus}{augmented} |
 | model selection | `{selected}/` of the run and length penalty {alpha}, chosen by val BLEU (beam {beam}) |
 | long sentences | {clause_split} (chosen on val sentences joined 2-6 at a time, plain val kept) |
 | training time | {minutes} minutes of training steps |
@@ -85,8 +99,11 @@ PLAIN_TOLERANCE = 0.2
 
 
 def with_decode(translator: Translator, **values) -> Translator:
-    translator.config = translator.config.replace(
+    """The translator (and its other directions) with these decode settings."""
+    config = translator.config.replace(
         decode=dataclasses.replace(translator.config.decode, **values))
+    for view in translator.views.values():
+        view.config = config
     return translator
 
 
@@ -101,16 +118,21 @@ def choose_clause_split(translator: Translator, data: str, beam_size: int,
     within ``PLAIN_TOLERANCE`` BLEU of translating every sentence whole; their scores."""
     from nmt.robustness import LONG_KS, long_set
 
-    sources, references = read_parallel(split_file(data, "val", translator.src_lang),
-                                        split_file(data, "val", translator.tgt_lang))
-    joined = [long_set(sources, references, translator.src_lang, translator.tgt_lang, k)
-              for k in LONG_KS]
+    sets = []  # per direction: its val and val joined k at a time
+    for src, tgt in translator.pairs:
+        sources, references = read_parallel(split_file(data, "val", src),
+                                            split_file(data, "val", tgt))
+        sets.append((translator.for_pair(src, tgt), sources, references,
+                     [long_set(sources, references, src, tgt, k) for k in LONG_KS]))
     scores = {}
     for tokens in candidates:
         with_decode(translator, clause_split_tokens=tokens)
-        plain = bleu(translator.translate(sources, beam_size=beam_size), references)[0].score
-        long = [bleu(translator.translate(j.sources, beam_size=beam_size), j.references)[0].score
-                for j in joined]
+        plain, long = [], []
+        for view, sources, references, joined in sets:
+            plain.append(bleu(view.translate(sources, beam_size=beam_size), references)[0].score)
+            long += [bleu(view.translate(j.sources, beam_size=beam_size), j.references)[0].score
+                     for j in joined]
+        plain = sum(plain) / len(plain)
         scores[tokens] = {"plain": round(plain, 2), "long_mean": round(sum(long) / len(long), 2)}
         log(f"clause split over {tokens or 'no'} subwords: val BLEU {plain:.2f}, val joined "
             f"{'/'.join(map(str, LONG_KS))} at a time {scores[tokens]['long_mean']:.2f} (mean)")
@@ -130,7 +152,7 @@ def choose_on_val(run_dir: Path, data: str, beam_size: int, quantize: str,
     for path in candidates:
         translator = Translator.load(path, quantize=quantize)
         for alpha in penalties:
-            val = score_split(with_length_penalty(translator, alpha), data, "val", beam_size)
+            val = score_directions(with_length_penalty(translator, alpha), data, "val", beam_size)
             log(f"{path.name}: val BLEU {val['bleu']:.2f} (beam {beam_size}, length penalty {alpha})")
             scored.append((val["bleu"], path, alpha, val))
             all_scores[f"{path.name} lp={alpha}"] = val
@@ -156,19 +178,23 @@ def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int
     split_scores = choose_clause_split(translator, data, beam_size, clause_splits, log)
     config = translator.config
     if config.decode.clause_split_tokens:  # val as the shipped model translates it
-        val = score_split(translator, data, "val", beam_size)
-    test = score_split(translator, data, "test_2016_flickr", beam_size)
+        val = score_directions(translator, data, "val", beam_size)
+    test = score_directions(translator, data, "test_2016_flickr", beam_size)
     log(f"chose {chosen.name}/ with length penalty {config.decode.length_penalty}: "
         f"test_2016_flickr BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f}")
     training = json.loads((chosen / "metrics.json").read_text())["training"] \
         if (chosen / "metrics.json").is_file() else {}
-    metrics = {"val": val, "test_2016_flickr": test, "selected": chosen.name,
+    per_pair = {"pairs": {pair: {"val": val["pairs"][pair], "test_2016_flickr": m}
+                          for pair, m in test["pairs"].items()}} if "pairs" in test else {}
+    val, test = ({k: v for k, v in m.items() if k != "pairs"} for m in (val, test))
+    metrics = {"val": val, "test_2016_flickr": test, **per_pair, "selected": chosen.name,
                "length_penalty": config.decode.length_penalty,
                "clause_split_tokens": config.decode.clause_split_tokens,
                "candidates": candidates, "clause_split_candidates": split_scores,
                "training": training}
     card = model_card(to.name, config, translator, training, chosen.name, beam_size, quantize,
-                      val, test, command or training_command(run_dir, config), run_dir.name)
+                      val, test, command or training_command(run_dir, config), run_dir.name,
+                      per_pair.get("pairs", {}))
     to.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}.tmp-"))
     for name in ("model.safetensors", "spm.model"):
@@ -184,9 +210,15 @@ def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int
 
 def model_card(name: str, config, translator: Translator, training: dict, selected: str,
                beam_size: int, quantize: str, val: dict, test: dict, command: str,
-               run: str) -> str:
+               run: str, per_pair: dict | None = None) -> str:
     rows = "\n".join(f"| {split} | {m['bleu']:.2f} | {m['bleu_lc']:.2f} | {m['chrf']:.2f} |"
                      for split, m in (("val", val), ("test_2016_flickr", test)))
+    if per_pair:
+        rows = "\n".join(f"| {split} {pair} | {m['bleu']:.2f} | {m['bleu_lc']:.2f} | "
+                         f"{m['chrf']:.2f} |" for split in ("val", "test_2016_flickr")
+                         for pair, scores in per_pair.items()
+                         for m in [scores[split]]) + "\n" + rows.replace("| val |", "| val, mean |") \
+            .replace("| test_2016_flickr |", "| test_2016_flickr, mean |")
     m = config.model
     if m.arch == "transformer":
         arch = (f"Transformer, pre-norm, {m.n_encoder_layers}+{m.n_decoder_layers} layers, "
@@ -199,7 +231,11 @@ def model_card(name: str, config, translator: Translator, training: dict, select
                    "The RNN baseline of nmt, trained with the same data, vocabulary size, search "
                    "and time budget as the Transformer.")
     return CARD.format(
-        name=name, description=description, src=config.data.src_lang, tgt=config.data.tgt_lang,
+        name=name, description=description,
+        direction=", ".join(f"{s} → {t}" for s, t in translator.pairs),
+        corpus=(f"29,000 captions in each language, {len(translator.pairs)} directions (the "
+                "target language a tag before the source)" if len(translator.pairs) > 1 else
+                "29,000 sentence pairs"),
         arch=arch, parameters=training.get("parameters", translator.parameters),
         spm_type=config.data.spm_model_type, vocab=translator.tokenizer.vocab_size,
         selected=selected, beam=beam_size, minutes=training.get("training_minutes", "?"),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmt.checkpoint import replace_dir
+from nmt.config import directions
 from nmt.corpus import read_lines, read_parallel, split_file
 from nmt.errors import NmtError
 from nmt.scoring import by_length, score_all
@@ -238,19 +239,33 @@ def render_robustness(robustness: dict) -> list[str]:
 
 
 def evaluate_command(args, log=None) -> Path:
+    """Every direction asked for (``--pair``; by default all of the first model's): one report
+    each, in ``--out`` itself for one direction, else in ``--out/PAIR/``."""
     log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
     if not args.model and not args.hyp:
         raise NmtError("give at least one --model DIR or --hyp NAME=FILE")
     from nmt.checkpoint import read_model_config
 
     configs = [read_model_config(Path(m)) for m in args.model]  # fail early on a bad directory
-    pair = args.pair or (f"{configs[0].data.src_lang}-{configs[0].data.tgt_lang}" if configs
-                         else "de-en")
+    pairs = [args.pair] if args.pair else \
+        [f"{s}-{t}" for s, t in directions(configs[0].data)] if configs else ["de-en"]
+    for pair in pairs:
+        for model_dir, config in zip(args.model, configs):
+            served = [f"{s}-{t}" for s, t in directions(config.data)]
+            if pair not in served:
+                raise NmtError(f"{model_dir}: translates {', '.join(served)}, not {pair}")
+    if len(pairs) > 1 and args.hyp:
+        raise NmtError("--hyp files hold one direction: give it with --pair")
+    out = Path(args.out)
+    for pair in pairs:
+        if len(pairs) > 1:
+            log(f"evaluating {pair}")
+        evaluate_pair(args, pair, out / pair if len(pairs) > 1 else out, log)
+    return out
+
+
+def evaluate_pair(args, pair: str, out: Path, log) -> Path:
     src_lang, tgt_lang = pair.split("-")
-    for model_dir, config in zip(args.model, configs):
-        if (config.data.src_lang, config.data.tgt_lang) != (src_lang, tgt_lang):
-            raise NmtError(f"{model_dir}: translates {config.data.src_lang}-{config.data.tgt_lang}, "
-                           f"not {pair}")
     sources, references = read_parallel(split_file(args.data, args.split, src_lang),
                                         split_file(args.data, args.split, tgt_lang))
     hyp_systems = read_hyp_systems(args.hyp, len(references), args.split)
@@ -260,7 +275,8 @@ def evaluate_command(args, log=None) -> Path:
                        "directory, a file by --hyp NAME=FILE)")
     from nmt.translator import Translator
 
-    translators = [Translator.load(m, quantize=args.quantize) for m in args.model]
+    translators = [Translator.load(m, quantize=args.quantize, pair=(src_lang, tgt_lang))
+                   for m in args.model]
     systems = [translate_with(t, Path(m), sources, args.beam, log)
                for t, m in zip(translators, args.model)] + hyp_systems
     baseline = args.baseline or next((s.name for s in systems if s.info.get("arch") == "rnn"),
@@ -283,7 +299,7 @@ def evaluate_command(args, log=None) -> Path:
     report["examples"] = [{"why": why, "source": sources[i], "reference": references[i],
                            "hypotheses": {s.name: s.hypotheses[i] for s in systems}}
                           for i, why in picks]
-    out = write_report(report, systems, Path(args.out))
+    out = write_report(report, systems, out)
     for name, s in report["systems"].items():
         sig = s["significance"]
         log(f"{name}: BLEU {s['bleu']:.2f} ±{sig['bleu']['ci95']:.2f}, chrF {s['chrf']:.2f}"

@@ -24,7 +24,8 @@ def run(models: list[str] | None = None, host: str | None = None, port: int | No
     settings = load_settings(**overrides)
     sock = listen(settings.host, settings.port)  # a busy port fails here, before any claim
     registry = load_registry(settings)  # a bad model directory fails here, before serving
-    names = ", ".join(f"{t.name} ({t.src_lang}-{t.tgt_lang})" for t in registry.translators.values())
+    names = ", ".join(f"{t.name} ({', '.join(f'{s}-{g}' for s, g in t.pairs)})"
+                      for t in registry.translators.values())
     print(f"serving {names} on http://{settings.host}:{settings.port}/ (API docs at /docs)",
           file=sys.stderr, flush=True)
     from serve.connections import (

@@ -134,3 +134,40 @@ def test_nmt_translate_takes_the_direction(multilingual_model_dir, tmp_path, cap
     assert main(["translate", "--model", model, "--source", "fr", "--target", "en",
                  "--input", str(source)]) == 2
     assert "translates de-en, de-fr, not fr-en" in capsys.readouterr().err
+
+
+def test_release_and_evaluate_score_every_direction(multilingual_model_dir,
+                                                    toy_multi_corpus_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from nmt.release import release
+    from serve.registry import val_bleu
+
+    to = tmp_path / "models" / "tiny-multi"
+    release(multilingual_model_dir.parent, to, data=str(toy_multi_corpus_dir), beam_size=2,
+            log=lambda *a: None, penalties=(1.0,), clause_splits=(0,))
+    metrics = json.loads((to / "metrics.json").read_text())
+    assert set(metrics["pairs"]) == {"de-en", "de-fr"}
+    by_pair = val_bleu(to)
+    assert by_pair == {p: metrics["pairs"][p]["val"]["bleu"] for p in ("de-en", "de-fr")}
+    assert metrics["val"]["bleu"] == pytest.approx(sum(by_pair.values()) / 2, abs=0.01)
+    assert "de → en, de → fr" in (to / "README.md").read_text()
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, "-m", "nmt", "evaluate", "--model", str(to),
+                             "--data", str(toy_multi_corpus_dir), "--beam", "2",
+                             "--no-robustness", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for pair in ("de-en", "de-fr"):
+        report = json.loads((out / pair / "report.json").read_text())
+        assert report["pair"] == pair and report["systems"]["tiny-multi"]["bleu"] > 60
+
+
+def test_export_refuses_a_multilingual_model(multilingual_model_dir, tmp_path, capsys):
+    from nmt.cli import main
+
+    assert main(["export", "--format", "ctranslate2", str(multilingual_model_dir),
+                 str(tmp_path / "ct2")]) == 2
+    assert "multilingual" in capsys.readouterr().err and not (tmp_path / "ct2").exists()
