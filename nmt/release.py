@@ -211,14 +211,13 @@ def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int
 def model_card(name: str, config, translator: Translator, training: dict, selected: str,
                beam_size: int, quantize: str, val: dict, test: dict, command: str,
                run: str, per_pair: dict | None = None) -> str:
-    rows = "\n".join(f"| {split} | {m['bleu']:.2f} | {m['bleu_lc']:.2f} | {m['chrf']:.2f} |"
-                     for split, m in (("val", val), ("test_2016_flickr", test)))
-    if per_pair:
-        rows = "\n".join(f"| {split} {pair} | {m['bleu']:.2f} | {m['bleu_lc']:.2f} | "
-                         f"{m['chrf']:.2f} |" for split in ("val", "test_2016_flickr")
-                         for pair, scores in per_pair.items()
-                         for m in [scores[split]]) + "\n" + rows.replace("| val |", "| val, mean |") \
-            .replace("| test_2016_flickr |", "| test_2016_flickr, mean |")
+    scored = [("val", val), ("test_2016_flickr", test)]
+    if per_pair:  # each direction, then their mean (what release chose by)
+        scored = [(f"{split} {pair}", scores[split]) for split, _ in scored
+                  for pair, scores in per_pair.items()] + [(f"{split}, mean", m)
+                                                           for split, m in scored]
+    rows = "\n".join(f"| {label} | {m['bleu']:.2f} | {m['bleu_lc']:.2f} | {m['chrf']:.2f} |"
+                     for label, m in scored)
     m = config.model
     if m.arch == "transformer":
         arch = (f"Transformer, pre-norm, {m.n_encoder_layers}+{m.n_decoder_layers} layers, "

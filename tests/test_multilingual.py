@@ -153,7 +153,8 @@ def test_release_and_evaluate_score_every_direction(multilingual_model_dir,
     by_pair = val_bleu(to)
     assert by_pair == {p: metrics["pairs"][p]["val"]["bleu"] for p in ("de-en", "de-fr")}
     assert metrics["val"]["bleu"] == pytest.approx(sum(by_pair.values()) / 2, abs=0.01)
-    assert "de → en, de → fr" in (to / "README.md").read_text()
+    card = (to / "README.md").read_text()
+    assert "de → en, de → fr" in card and "| val de-fr |" in card and "| val, mean |" in card
     out = tmp_path / "report"
     result = subprocess.run([sys.executable, "-m", "nmt", "evaluate", "--model", str(to),
                              "--data", str(toy_multi_corpus_dir), "--beam", "2",
