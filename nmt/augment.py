@@ -126,6 +126,14 @@ def invented_name(rng: random.Random) -> str:
     return " ".join(word() for _ in range(rng.choice((1, 1, 2, 2, 3))))
 
 
+def name_span(rng: random.Random, d, names) -> str:
+    """An invented name, or a real one for ``d.real_name_share`` of them (the random draws are
+    those of earlier versions when the share is 0, so their runs resume exactly)."""
+    if d.real_name_share and names and rng.random() < d.real_name_share:
+        return real_name(rng, names)
+    return invented_name(rng)
+
+
 def insert_span(src: str, tgt: str, span: str, where: str) -> tuple[str, str]:
     """``span`` put into both sides at the same place: "start", "end" or "paren"."""
     def place(text: str) -> str:
@@ -141,9 +149,35 @@ def insert_span(src: str, tgt: str, span: str, where: str) -> tuple[str, str]:
     return place(src), place(tgt)
 
 
+def real_names(held_out: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+    """First names and surnames of German, French, Czech and English speakers (Faker's lists,
+    sorted), less the words of ``held_out`` (the robustness set's names: kept unseen, so that it
+    measures names the model never met)."""
+    from faker.providers.person import cs_CZ, de_DE, en_GB, fr_FR
+
+    first, last = set(), set()
+    for provider in (de_DE.Provider, fr_FR.Provider, cs_CZ.Provider, en_GB.Provider):
+        first |= set(provider.first_names_male) | set(provider.first_names_female)
+        last |= set(provider.last_names)
+    keep = lambda names: sorted(n for n in names if n not in held_out)  # noqa: E731
+    return keep(first), keep(last)
+
+
+def real_name(rng: random.Random, names: tuple[list[str], list[str]]) -> str:
+    """A first name, a surname, or both (half the time)."""
+    first, last = names
+    shape = rng.random()
+    if shape < 0.5:
+        return f"{rng.choice(first)} {rng.choice(last)}"
+    return rng.choice(first) if shape < 0.8 else rng.choice(last)
+
+
 def augment(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str, data_config,
-            seed: int | str) -> tuple[list[str], list[str], dict[str, int]]:
-    """The training pairs with the configured transforms applied; counts of each for the log."""
+            seed: int | str, names: tuple[list[str], list[str]] | None = None
+            ) -> tuple[list[str], list[str], dict[str, int]]:
+    """The training pairs with the configured transforms applied; counts of each for the log.
+    ``names``: real first names and surnames (``real_names``), for ``data.real_name_share``
+    of the name spans."""
     d, rng = data_config, random.Random(f"augment/{seed}")
     src, tgt = list(src), list(tgt)
     counts = {"placeholders": 0, "spans": 0, "lowercased": 0, "joined": 0}
@@ -155,7 +189,8 @@ def augment(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str, data_c
                 counts["placeholders"] += 1
                 continue
         if d.span_fraction and rng.random() < d.span_fraction:
-            span = invented_name(rng) if rng.random() < NAME_SHARE else rng.choice(PLACEHOLDERS)
+            span = name_span(rng, d, names) if rng.random() < NAME_SHARE else \
+                rng.choice(PLACEHOLDERS)
             src[i], tgt[i] = insert_span(src[i], tgt[i], span,
                                          rng.choice(("start", "end", "paren")))
             counts["spans"] += 1

@@ -59,6 +59,7 @@ class DataConfig:
     lowercase_fraction: float = 0.0  # extra copies with the source lowercased, per pair
     placeholder_fraction: float = 0.0  # pairs whose shared numbers become placeholders
     span_fraction: float = 0.0  # pairs given a placeholder or invented name on both sides
+    real_name_share: float = 0.0  # of those names: real first names/surnames instead (Faker's)
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,8 @@ RULES: dict[str, dict[str, tuple]] = {
              "tsv_file": _ANY, "valid_src_file": _ANY, "valid_tgt_file": _ANY,
              "vocab_size": _range(16), "spm_model_type": _choice("unigram", "bpe"),
              "max_tokens_per_sentence": _range(2), "join_fraction": _SHARE, "join_max": _range(2),
-             "lowercase_fraction": _SHARE, "placeholder_fraction": _SHARE, "span_fraction": _SHARE},
+             "lowercase_fraction": _SHARE, "placeholder_fraction": _SHARE, "span_fraction": _SHARE,
+             "real_name_share": _SHARE},
     "model": {"arch": _choice("transformer", "rnn"), "d_model": _POSITIVE, "n_heads": _POSITIVE,
               "n_encoder_layers": _POSITIVE, "n_decoder_layers": _POSITIVE, "d_ff": _POSITIVE,
               "dropout": _DROPOUT, "attention_dropout": _DROPOUT, "pre_norm": _ANY,

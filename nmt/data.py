@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nmt.augment import augment
+from nmt.augment import augment, real_names
 from nmt.config import directions
 from nmt.corpus import ParallelData, drop_unusable, load_directions, load_split
+from nmt.robustness import PASS_THROUGH
 from nmt.tokenizer import Tokenizer, train_tokenizer
 
 
@@ -38,7 +39,8 @@ def augmented_train(config, log=print) -> ParallelData:
     d = config.data
     train = load_split(d, d.train_split)
     log(f"train: {len(train)} pairs from {train.description}")
-    src, tgt, counts = augment(train.src, train.tgt, d.src_lang, d.tgt_lang, d, config.train.seed)
+    src, tgt, counts = augment(train.src, train.tgt, d.src_lang, d.tgt_lang, d, config.train.seed,
+                               training_names(d))
     if len(src) != len(train) or any(counts.values()):
         log("augmented: " + ", ".join(f"{v} {k}" for k, v in counts.items())
             + f"; {len(src)} training pairs")
@@ -85,7 +87,7 @@ def prepare_multilingual(config, run_dir: Path, log=print
     rows = TokenizedSplit([], [], [], [], [])
     for (src_lang, tgt_lang), (pair, data) in zip(directions(d), train.items()):
         src, tgt, counts = augment(data.src, data.tgt, src_lang, tgt_lang, d,
-                                   f"{config.train.seed}/{pair}")
+                                   f"{config.train.seed}/{pair}", training_names(d))
         src_ids = tag_sources(tokenizer, tokenizer.encode(src), tgt_lang)
         tgt_ids = tokenizer.encode(tgt)
         keep = drop_unusable(src_ids, tgt_ids, d.max_tokens_per_sentence, log=log)
@@ -102,6 +104,15 @@ def prepare_multilingual(config, run_dir: Path, log=print
     interleaved = [row for rows_at in zip(*parts) for row in rows_at]
     valid_split = TokenizedSplit(*map(list, zip(*interleaved)))
     return tokenizer, rows, valid_split
+
+
+def training_names(d) -> tuple[list[str], list[str]] | None:
+    """Real names for the name spans, when the config asks for them; the robustness set's own
+    names are held out (nmt/robustness.py measures copying names never seen in training)."""
+    if not d.real_name_share:
+        return None
+    held_out = {word for name in PASS_THROUGH["name"] for word in name.split()}
+    return real_names(held_out)
 
 
 def tag_sources(tokenizer: Tokenizer, ids: list[list[int]], tgt_lang: str) -> list[list[int]]:

@@ -256,6 +256,8 @@ def augmented(config) -> str:
              if d.lowercase_fraction else "",
              f"shared numbers as placeholders in {d.placeholder_fraction:.0%} of the pairs having them"
              if d.placeholder_fraction else "",
-             f"a placeholder or invented name in {d.span_fraction:.0%}" if d.span_fraction else ""]
+             f"a placeholder or invented name in {d.span_fraction:.0%}"
+             + (f" ({d.real_name_share:.0%} of the names real ones)" if d.real_name_share else "")
+             if d.span_fraction else ""]
     parts = [p for p in parts if p]
     return "; augmented (nmt/augment.py): " + ", ".join(parts) if parts else ""

@@ -103,6 +103,29 @@ def test_augment_adds_joined_and_lowercased_pairs():
     assert augment(src, tgt, "de", "en", DataConfig(), seed=1)[:2] == (src, tgt)
 
 
+def test_real_names_fill_name_spans_and_the_robustness_names_stay_unseen():
+    from nmt.augment import real_names
+    from nmt.data import training_names
+    from nmt.robustness import PASS_THROUGH
+
+    src, tgt = toy_corpus(400, seed=5)
+    names = training_names(DataConfig(real_name_share=1.0))
+    held_out = {w for name in PASS_THROUGH["name"] for w in name.split()}
+    assert names is not None and not held_out & (set(names[0]) | set(names[1]))
+    assert {"Heinrich", "Marchand", "Němec"} <= set(names[0]) | set(names[1])
+    spans = DataConfig(span_fraction=1.0, real_name_share=1.0)
+    a_src, a_tgt, _ = augment(src, tgt, "de", "en", spans, seed=2, names=names)
+    known = set(names[0]) | set(names[1])
+    added = [[w for w in s.replace("(", " ").replace(")", " ").replace(":", " ").split()
+              if w in known] for s in a_src]
+    assert sum(bool(a) for a in added) > 150  # half the spans are names, all of them real
+    assert all(all(w in t for w in a) for a, t in zip(added, a_tgt))  # on both sides
+    # with a share of 0 the pairs are exactly those of runs made before real names existed
+    plain = DataConfig(span_fraction=0.3)
+    assert augment(src, tgt, "de", "en", plain, seed=2, names=real_names()) == \
+        augment(src, tgt, "de", "en", plain, seed=2)
+
+
 def test_join_clauses_lowercases_function_words_only_in_german():
     assert join_clauses(["Ein Hund läuft.", "Ein Mann sitzt."], "de", ", und ") == \
         "Ein Hund läuft, und ein Mann sitzt."
