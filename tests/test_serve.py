@@ -201,17 +201,33 @@ def test_lone_request_on_an_idle_server_does_not_wait_for_company():
     assert [t.text for t in asyncio.run(scenario())] == ["ALLEIN"]
 
 
+class GatedStub(StubTranslator):
+    """Holds its first batch in the model until ``gate`` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+
+    def translate_sentences(self, sentences, beam_size=None, n_best=1, attention=False):
+        if not self.batches:
+            self.gate.wait(60)
+        return super().translate_sentences(sentences, beam_size, n_best, attention)
+
+
 def test_requests_that_queued_behind_a_batch_go_together():
     """One worker, no waiting: what queued while the model was busy is the next batch, whole."""
-    stub = StubTranslator(delay=0.3)
+    stub = GatedStub()
     with make_client(stub, workers=1, max_wait_ms=0) as c:
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             first = pool.submit(c.post, "/translate", json={"q": "erst", "source": "de",
                                                             "target": "en"})
-            while not stub.batches:
+            while c.app.state.batcher.translating == 0:
                 time.sleep(0.005)
             rest = [pool.submit(c.post, "/translate", json={"q": f"satz {i}", "source": "de",
                                                             "target": "en"}) for i in range(5)]
+            while c.app.state.batcher.queue.qsize() < 5:  # all five wait behind the first
+                time.sleep(0.005)
+            stub.gate.set()
             assert all(f.result().status_code == 200 for f in [first, *rest])
     assert [len(b) for b in stub.batches] == [1, 5]
 
