@@ -667,6 +667,13 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, command: st
         average_epochs(run)
         run.progress.finished = True
         save_state(run)
+        if run.distributed:
+            # Rank 0 averages and writes while the others wait here: a process that tore its
+            # process group down and exited meanwhile died in gloo's teardown (SIGABRT) now
+            # and then on a busy machine.
+            import torch.distributed as dist
+
+            dist.barrier()
     except Interrupted:
         save_state(run)
         log(f"\ninterrupted: state saved at step {run.progress.step}; continue with "
