@@ -4,8 +4,10 @@ The report (``report.md``, ``report.json``, ``by_length.png`` in the ``--out`` f
 system: BLEU and chrF with sacreBLEU signatures and 95% bootstrap confidence intervals; paired
 significance against a baseline (paired bootstrap resampling and approximate randomization, both
 from sacreBLEU); BLEU and chrF by source length; parameters, training time, decoding speed; and
-examples side by side. It is assembled in a temporary folder and moved into place only when
-complete, so a failed run leaves no partial report.
+examples side by side. Each report is assembled in a temporary folder and moved into place only
+when complete, so a failed run leaves no partial report. A model of several directions gets one
+report per direction (``--out/PAIR/``) and ``summary.md`` / ``summary.json`` beside them, a row
+per direction and system.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from nmt.checkpoint import replace_dir
 from nmt.config import directions
 from nmt.corpus import read_lines, read_parallel, split_file
 from nmt.errors import NmtError
+from nmt.fileio import atomic_write_text
 from nmt.scoring import by_length, score_all
 
 
@@ -257,11 +260,58 @@ def evaluate_command(args, log=None) -> Path:
     if len(pairs) > 1 and args.hyp:
         raise NmtError("--hyp files hold one direction: give it with --pair")
     out = Path(args.out)
+    reports = {}
     for pair in pairs:
         if len(pairs) > 1:
             log(f"evaluating {pair}")
-        evaluate_pair(args, pair, out / pair if len(pairs) > 1 else out, log)
+        folder = evaluate_pair(args, pair, out / pair if len(pairs) > 1 else out, log)
+        reports[pair] = json.loads((folder / "report.json").read_text())
+    if len(pairs) > 1:
+        summary = summarize(reports)
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(out / "summary.md", render_summary(summary, args.split) + "\n")
+        log(f"wrote {out}/summary.md")
     return out
+
+
+def summarize(reports: dict[str, dict]) -> list[dict]:
+    """One row per direction and system: the figures of its report that a reader compares
+    across directions (quality, and what people type)."""
+    rows = []
+    for pair, report in reports.items():
+        for name, s in report["systems"].items():
+            row = {"pair": pair, "system": name, "bleu": s["bleu"], "chrf": s["chrf"],
+                   "bleu_lc": s["bleu_lc"]}
+            sets = {r["set"]: r for r in report.get("robustness", {}).get(name, {}).get("sets", [])}
+            if sets:
+                row.update(long3_bleu=sets["long-3"]["bleu"],
+                           long3_one_by_one=sets["long-3"]["one_by_one_bleu"],
+                           long3_length_ratio=sets["long-3"]["length_ratio"],
+                           upper_bleu_lc=sets["upper"]["bleu_lc"],
+                           lower_bleu_lc=sets["lower"]["bleu_lc"],
+                           copied=sets["pass"]["copied"],
+                           names_copied=sets["pass"]["copied_by_kind"].get("name"))
+            rows.append(row)
+    return rows
+
+
+def render_summary(rows: list[dict], split: str) -> str:
+    lines = [f"# Every direction on {split}", "",
+             "Each direction's own report is in its folder (`PAIR/report.md`). BLEU lc: "
+             "lowercased; 3 joined: three sentences joined into one, BLEU / the same sentences "
+             "translated one by one / length ratio; UPPER, lower: lowercased BLEU of the source "
+             "in capitals / in lowercase; copied: pass-through tokens copied exactly (names).", "",
+             "| direction | system | BLEU | chrF | BLEU lc | 3 joined | UPPER | lower | copied |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        joined = (f"{fmt(r['long3_bleu'])} / {fmt(r['long3_one_by_one'])} / "
+                  f"{fmt(r['long3_length_ratio'])}") if "long3_bleu" in r else "–"
+        copied = (f"{r['copied']:.1%} ({fmt(r['names_copied'] and 100 * r['names_copied'], 0)}%)"
+                  if "copied" in r else "–")
+        lines.append(f"| {r['pair']} | {r['system']} | {r['bleu']:.2f} | {r['chrf']:.2f} | "
+                     f"{r['bleu_lc']:.2f} | {joined} | {fmt(r.get('upper_bleu_lc'))} | "
+                     f"{fmt(r.get('lower_bleu_lc'))} | {copied} |")
+    return "\n".join(lines)
 
 
 def evaluate_pair(args, pair: str, out: Path, log) -> Path:

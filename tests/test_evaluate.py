@@ -61,6 +61,21 @@ def test_report_has_the_robustness_sets(report):
     assert "## Robustness" in (report / "report.md").read_text()
 
 
+def test_the_summary_row_carries_the_robustness_figures(report):
+    from nmt.report import render_summary, summarize
+
+    data = json.loads((report / "report.json").read_text())
+    rows = {r["system"]: r for r in summarize({"de-en": data})}
+    sets = {r["set"]: r for r in data["robustness"]["best"]["sets"]}
+    best = rows["best"]
+    assert (best["long3_bleu"], best["long3_one_by_one"]) == (
+        sets["long-3"]["bleu"], sets["long-3"]["one_by_one_bleu"])
+    assert best["upper_bleu_lc"] == sets["upper"]["bleu_lc"] and best["copied"] == sets["pass"]["copied"]
+    assert "long3_bleu" not in rows["oracle"]  # a hypothesis file has no robustness sets
+    table = render_summary(list(rows.values()), "test_2016_flickr")
+    assert f"| de-en | best | {best['bleu']:.2f} |" in table and "| de-en | oracle | 100.00 |" in table
+
+
 @pytest.mark.parametrize("problem", ["short", "empty", "not-a-model"])
 def test_bad_input_exits_2_and_writes_nothing(problem, trained_model_dir, toy_corpus_dir, tmp_path):
     args = ["--data", str(toy_corpus_dir), "--out", str(tmp_path / "out")]

@@ -164,6 +164,12 @@ def test_release_and_evaluate_score_every_direction(multilingual_model_dir,
     for pair in ("de-en", "de-fr"):
         report = json.loads((out / pair / "report.json").read_text())
         assert report["pair"] == pair and report["systems"]["tiny-multi"]["bleu"] > 60
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(r["pair"], r["system"]) for r in summary] == [("de-en", "tiny-multi"),
+                                                           ("de-fr", "tiny-multi")]
+    assert summary[1]["bleu"] == json.loads((out / "de-fr" / "report.json").read_text())[
+        "systems"]["tiny-multi"]["bleu"]
+    assert "| de-fr | tiny-multi |" in (out / "summary.md").read_text()
 
 
 def test_export_refuses_a_multilingual_model(multilingual_model_dir, tmp_path, capsys):
