@@ -7,7 +7,8 @@ Runs greedy, beam 4 and beam 5, at batch 1 (sentence by sentence) and in large l
 batches, with the models' caches and with a decoder that recomputes the whole prefix every step
 (the no-cache baseline, timed in the same run, fp32), in fp32 and with int8 weights (the default); also
 single-sentence greedy latency (median, p90) and BLEU of every large-batch setting. Prints JSON.
-Model loading is excluded from every figure.
+Model loading is excluded from every figure. Decoding writes only the target language's pieces
+when the model lists them (nmt/target_vocabulary.py); ``--full-vocabulary`` measures without.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from nmt.translator import Translator  # noqa: E402
 
 def run(translator: Translator, ids, beam: int, batch_size: int, cache: bool) -> tuple[float, list]:
     """Seconds to decode every sentence, and the hypotheses in input order."""
-    model = translator.model if cache else UncachedDecoder(translator.model)
+    decoder = translator.decoder  # the model, or the model writing only the target's pieces
+    model = decoder if cache else UncachedDecoder(decoder)
+    restricted = decoder is not translator.model
     d = translator.config.decode
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     out = [None] * len(ids)
@@ -48,7 +51,7 @@ def run(translator: Translator, ids, beam: int, batch_size: int, cache: bool) ->
             src = pad([encode_source(ids[i]) for i in chunk])
             for i, hyps in zip(chunk, search(model, src, src != PAD_ID, beam, 1, d.length_penalty,
                                              d.max_len_ratio, d.max_len_offset)):
-                out[i] = hyps[0].tokens
+                out[i] = (decoder.pieces(hyps) if restricted else hyps)[0].tokens
     return time.perf_counter() - start, out
 
 
@@ -64,6 +67,9 @@ def main() -> None:
     parser.add_argument("--peer", choices=["ctranslate2"],
                         help="the same weights in another engine, alternated (bench/peer_ctranslate2.py)")
     parser.add_argument("--rounds", type=int, default=3, help="timed runs per engine with --peer")
+    parser.add_argument("--full-vocabulary", action="store_true",
+                        help="decode over the whole vocabulary, not the target language's pieces "
+                        "(nmt/target_vocabulary.py)")
     parser.add_argument("--pair", help="a direction of a multilingual model, e.g. fr-en "
                         "(default: the model's first)")
     args = parser.parse_args()
@@ -85,6 +91,10 @@ def main() -> None:
         precision = "fp32" if quantize == "none" else quantize
         translator = Translator.load(args.model, quantize=quantize,
                                      pair=tuple(args.pair.split("-")) if args.pair else None)
+        translator.restrict_output = not args.full_vocabulary
+        decoder = translator.decoder
+        results["output_pieces"] = len(decoder.id_list) if decoder is not translator.model \
+            else translator.tokenizer.vocab_size
         sources, references = read_parallel(split_file(args.data, args.split, translator.src_lang),
                                             split_file(args.data, args.split, translator.tgt_lang))
         if args.quick:

@@ -59,9 +59,12 @@ def _search_batch(job: tuple[list[list[int]], int]) -> list[list[int]]:
 def search_ids(translator: Translator, ids: list[list[int]], beam: int) -> list[list[int]]:
     d = translator.config.decode
     src = pad([encode_source(x) for x in ids])
+    decoder = translator.decoder  # as nmt translate and serve decode (nmt/target_vocabulary.py)
     with torch.inference_mode():
-        hyps = search(translator.model, src, src != PAD_ID, beam, 1, d.length_penalty,
+        hyps = search(decoder, src, src != PAD_ID, beam, 1, d.length_penalty,
                       d.max_len_ratio, d.max_len_offset)
+    if decoder is not translator.model:
+        hyps = [decoder.pieces(h) for h in hyps]
     return [h[0].tokens for h in hyps]
 
 

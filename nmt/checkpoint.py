@@ -28,6 +28,7 @@ from nmt.fileio import atomic_write_text
 
 MODEL_FILES = ("config.json", "model.safetensors", "spm.model")
 CHECKSUMS = "SHA256SUMS"
+TARGET_VOCABULARIES = "target_vocabulary.json"  # nmt/target_vocabulary.py
 
 
 def replace_dir(staging: Path, target: Path) -> None:
@@ -49,6 +50,8 @@ def cpu_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_model_dir(path: str | Path, model: torch.nn.Module, config: Config, spm_path: str | Path,
                    metrics: dict | None = None, card: str | None = None) -> Path:
+    """A model directory: weights, config, the SentencePiece model and, when it lies beside
+    that, the target vocabularies (nmt/target_vocabulary.py); written whole or not at all."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
@@ -56,6 +59,9 @@ def save_model_dir(path: str | Path, model: torch.nn.Module, config: Config, spm
         save_file(cpu_weights(model), str(staging / "model.safetensors"), metadata={"format": "pt"})
         (staging / "config.json").write_text(config.to_json(), encoding="utf-8")
         shutil.copyfile(spm_path, staging / "spm.model")
+        vocabularies = Path(spm_path).parent / TARGET_VOCABULARIES
+        if vocabularies.is_file():
+            shutil.copyfile(vocabularies, staging / TARGET_VOCABULARIES)
         if metrics is not None:
             (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         if card is not None:

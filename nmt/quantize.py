@@ -58,6 +58,17 @@ class Int8Linear(nn.Module):
             y.add_(self.bias)
         return y.view(*shape[:-1], self.out_features)
 
+    def rows(self, ids: torch.Tensor) -> Int8Linear:
+        """This layer restricted to the output rows ``ids``: the same int8 rows and scales, so
+        each remaining output is bit for bit what the whole layer computes."""
+        part = Int8Linear.__new__(Int8Linear)
+        nn.Module.__init__(part)
+        part.register_buffer("weight", self.weight[ids].contiguous())
+        part.register_buffer("scale", self.scale[ids].contiguous())
+        part.register_buffer("bias", None if self.bias is None else self.bias[ids].contiguous())
+        part.in_features, part.out_features = self.in_features, len(ids)
+        return part
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 

@@ -14,11 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from nmt.checkpoint import replace_dir, write_checksums
+from nmt.checkpoint import TARGET_VOCABULARIES, read_model_config, replace_dir, write_checksums
 from nmt.config import DEFAULT_PRECISION
 from nmt.corpus import read_parallel, split_file
 from nmt.errors import NmtError
 from nmt.scoring import bleu, score_all
+from nmt.target_vocabulary import add_target_vocabularies
+from nmt.tokenizer import Tokenizer
 from nmt.translator import Translator
 
 
@@ -148,6 +150,8 @@ def choose_on_val(run_dir: Path, data: str, beam_size: int, quantize: str,
     candidates = [run_dir / name for name in ("best", "averaged") if (run_dir / name).is_dir()]
     if not candidates:
         raise NmtError(f"{run_dir}: no best/ or averaged/ model directory (has training finished?)")
+    config = read_model_config(candidates[0])
+    add_target_vocabularies(candidates, config, Tokenizer(candidates[0] / "spm.model"), log)
     scored, all_scores = [], {}
     for path in candidates:
         translator = Translator.load(path, quantize=quantize)
@@ -197,7 +201,7 @@ def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int
                       per_pair.get("pairs", {}))
     to.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}.tmp-"))
-    for name in ("model.safetensors", "spm.model"):
+    for name in ("model.safetensors", "spm.model", TARGET_VOCABULARIES):
         shutil.copyfile(chosen / name, staging / name)
     (staging / "config.json").write_text(config.to_json(), encoding="utf-8")
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -27,12 +27,13 @@ from safetensors.torch import load_file, save_file
 
 from nmt.batching import BatchPlan
 from nmt.checkpoint import (
+    TARGET_VOCABULARIES,
     cpu_weights,
     load_training_state,
     save_model_dir,
     save_training_state,
 )
-from nmt.config import Config
+from nmt.config import Config, directions
 from nmt.corpus import check_sources
 from nmt.data import prepare_data
 from nmt.errors import NmtError
@@ -40,6 +41,7 @@ from nmt.fileio import atomic_write_text
 from nmt.models import build_model
 from nmt.scoring import bleu
 from nmt.search import greedy_search
+from nmt.target_vocabulary import vocabularies_of, write_target_vocabularies
 from nmt.tokenizer import PAD_ID
 
 
@@ -325,6 +327,9 @@ def set_up(config: Config, run_dir: Path, resume: bool) -> Run:
     if not train_split.src_ids:
         raise NmtError(f"no training pairs left after dropping those over "
                        f"data.max_tokens_per_sentence ({config.data.max_tokens_per_sentence})")
+    if rank() == 0 and not (run_dir / TARGET_VOCABULARIES).is_file():  # copied into model dirs
+        write_target_vocabularies(run_dir, vocabularies_of(
+            train_split, directions(config.data)[0][1], tokenizer))
     random.seed(t.seed)
     torch.manual_seed(t.seed)
     if device.index is not None:  # this process's GPU under torchrun

@@ -27,6 +27,7 @@ from nmt.passthrough import PLACEHOLDERS, Protected, protect, repair_copies, res
 from nmt.quantize import quantize as quantize_model
 from nmt.search import Hypothesis, search
 from nmt.segment import split_sentences
+from nmt.target_vocabulary import TargetVocabulary, read_target_vocabularies
 from nmt.tokenizer import BOS_ID, PAD_ID, Tokenizer
 from nmt.translation import (
     Alignment,
@@ -84,7 +85,8 @@ class Translator:
 
     def __init__(self, model, tokenizer: Tokenizer, config: Config, name: str = "model",
                  path: Path | None = None, precision: str = "none", parameters: int = 0,
-                 pair: tuple[str, str] | None = None):
+                 pair: tuple[str, str] | None = None,
+                 target_vocabularies: dict[str, TargetVocabulary] | None = None):
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
         self.name, self.path, self.precision = name, path, precision
         self.parameters = parameters or model.num_parameters()
@@ -99,6 +101,10 @@ class Translator:
         # (scripts/robustness_ablation.py); both on in every command.
         self.pass_through, self.lower_capitals, self.truecase = True, True, True
         self.repair_names = True
+        # Decoding writes only the target language's pieces where the model directory lists
+        # them (nmt/target_vocabulary.py); switchable to measure it (bench/decode.py).
+        self.target_vocabularies = target_vocabularies or {}
+        self.restrict_output = True
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 0, quantize: str = DEFAULT_PRECISION,
@@ -113,8 +119,11 @@ class Translator:
         model = build_model(config.model, tokenizer.vocab_size)
         load_weights(model, path / "model.safetensors")
         parameters = model.num_parameters()  # before quantize() turns weights into buffers
-        return cls(quantize_model(model, quantize), tokenizer, config, name=path.name, path=path,
-                   precision=quantize, parameters=parameters, pair=pair)
+        model = quantize_model(model, quantize)
+        vocabularies = {lang: TargetVocabulary(model, ids) for lang, ids in
+                        read_target_vocabularies(path, tokenizer.vocab_size).items()}
+        return cls(model, tokenizer, config, name=path.name, path=path, precision=quantize,
+                   parameters=parameters, pair=pair, target_vocabularies=vocabularies)
 
     def for_pair(self, source: str, target: str) -> Translator:
         """This model's translator for ``source`` -> ``target`` (NmtError if it has no such
@@ -122,10 +131,12 @@ class Translator:
         view = self.views.get((source, target))
         if view is None:
             view = Translator(self.model, self.tokenizer, self.config, self.name, self.path,
-                              self.precision, self.parameters, pair=(source, target))
+                              self.precision, self.parameters, pair=(source, target),
+                              target_vocabularies=self.target_vocabularies)
             view.views = self.views
             view.pass_through, view.lower_capitals = self.pass_through, self.lower_capitals
             view.truecase, view.repair_names = self.truecase, self.repair_names
+            view.restrict_output = self.restrict_output
             self.views[(source, target)] = view
         return view
 
@@ -151,18 +162,26 @@ class Translator:
             batches.append(current)
         return batches
 
+    @property
+    def decoder(self):
+        """What the search drives: the model, writing only the target language's pieces when
+        it can (a ``TargetVocabulary``)."""
+        restricted = self.target_vocabularies.get(self.tgt_lang) if self.restrict_output else None
+        return restricted or self.model
+
     def search_ids(self, ids: list[list[int]], beam_size: int | None = None,
                    n_best: int = 1) -> list[list[Hypothesis]]:
         d = self.config.decode
         beam_size = beam_size or d.beam_size
+        decoder = self.decoder
         results: list[list[Hypothesis]] = [[] for _ in ids]
         with torch.inference_mode():  # thread-safe: concurrent calls decode their own batches
             for indices in self.batches(ids, beam_size):
                 src = pad([encode_source(ids[i]) for i in indices])
-                hyps = search(self.model, src, src != PAD_ID, beam_size, n_best,
+                hyps = search(decoder, src, src != PAD_ID, beam_size, n_best,
                               d.length_penalty, d.max_len_ratio, d.max_len_offset)
                 for i, h in zip(indices, hyps):
-                    results[i] = h
+                    results[i] = decoder.pieces(h) if decoder is not self.model else h
         return results
 
     def translate_sentences(self, sentences: list[str], beam_size: int | None = None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -37,17 +38,30 @@ class Seq2Seq(nn.Module):
         raise NotImplementedError
 
     def decode_step(self, tokens: torch.Tensor, memory: Selectable, state: Selectable | None,
-                    need_attention: bool = False) -> tuple[torch.Tensor, Selectable]:
+                    need_attention: bool = False, project=None) -> tuple[torch.Tensor, Selectable]:
         """tokens (k N,) the last token of each hypothesis, k per sentence of ``memory`` ->
         log-probabilities (k N, V), new state.
 
         With ``need_attention`` the new state carries ``attention`` (N, S): where this step looked.
+        ``project`` replaces the output projection (``output_rows``: a part of the vocabulary).
         """
         raise NotImplementedError
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """Decoder outputs (.., d) -> logits over the vocabulary (.., V)."""
         raise NotImplementedError
+
+    def output_rows(self, ids: torch.Tensor):
+        """The output projection restricted to the vocabulary rows ``ids``: (.., d) -> (.., len(ids)),
+        each logit computed exactly as the full projection computes it."""
+        if self.output is None:  # tied to the embedding
+            weight = self.embed.weight.detach()[ids]
+            return lambda x: F.linear(x, weight)
+        if hasattr(self.output, "rows"):  # an Int8Linear (nmt/quantize.py)
+            return self.output.rows(ids)
+        weight = self.output.weight.detach()[ids]
+        bias = None if self.output.bias is None else self.output.bias.detach()[ids]
+        return lambda x: F.linear(x, weight, bias)
 
     def untie_output(self) -> None:
         """Give the output projection its own nn.Linear, a copy of the tied embedding.

@@ -132,19 +132,20 @@ class RNNSeq2Seq(Seq2Seq):
         return (logits, torch.stack(alphas, dim=1)) if need_attention else logits
 
     def decode_step(self, tokens, memory: RNNMemory, state: RNNState | None,
-                    need_attention: bool = False):
+                    need_attention: bool = False, project=None):
         if state is None:  # k hypotheses per sentence start from its s_0
             hidden = memory.initial.repeat_interleave(tokens.size(0) // memory.initial.size(0), 0)
         else:
             hidden = state.hidden
         readout, hidden, alpha = self.step(tokens, memory, hidden)
-        log_probs = self.project(readout).float().log_softmax(dim=-1)
+        log_probs = (project or self.project)(readout).float().log_softmax(dim=-1)
         return log_probs, RNNState(hidden, alpha if need_attention else None)
 
-    def decode_prefix(self, prefix: torch.Tensor, memory: RNNMemory) -> torch.Tensor:
+    def decode_prefix(self, prefix: torch.Tensor, memory: RNNMemory,
+                      project=None) -> torch.Tensor:
         """Next-token log-probabilities after ``prefix`` (N, t), recomputed from s_0."""
         assert bool((prefix[:, 0] == BOS_ID).all()), "a prefix starts with bos"
         hidden, readout = memory.initial, None
         for t in range(prefix.size(1)):
             readout, hidden, _ = self.step(prefix[:, t], memory, hidden)
-        return self.project(readout).float().log_softmax(dim=-1)
+        return (project or self.project)(readout).float().log_softmax(dim=-1)

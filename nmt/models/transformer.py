@@ -215,8 +215,10 @@ class Transformer(Seq2Seq):
         return TransformerMemory(src_attn_mask, cross_kv, x)
 
     def decode(self, tgt_in: torch.Tensor, memory: TransformerMemory,
-               need_attention: bool = False, logits_mask: torch.Tensor | None = None):
-        """The whole target prefix at once (teacher forcing): (B, T) -> logits (B, T, V)."""
+               need_attention: bool = False, logits_mask: torch.Tensor | None = None,
+               project=None):
+        """The whole target prefix at once (teacher forcing): (B, T) -> logits (B, T, V), or
+        over the rows ``project`` keeps (``output_rows``)."""
         x = self.embed_tokens(tgt_in)
         weights = None
         for layer, cross_kv in zip(self.decoder_layers, memory.cross_kv):
@@ -224,7 +226,7 @@ class Transformer(Seq2Seq):
         x = self.decoder_norm(x)
         if logits_mask is not None:  # training: project only the positions that are scored
             x = x[logits_mask]
-        logits = self.project(x)
+        logits = (project or self.project)(x)
         return (logits, weights) if need_attention else logits
 
     def forward(self, src, src_mask, tgt_in, need_attention=False, logits_mask=None):
@@ -234,7 +236,7 @@ class Transformer(Seq2Seq):
         return self.decode(tgt_in, self.encode(src, src_mask), need_attention, logits_mask)
 
     def decode_step(self, tokens, memory: TransformerMemory, state: TransformerState | None,
-                    need_attention: bool = False):
+                    need_attention: bool = False, project=None):
         """tokens (k N,): the last token of k hypotheses for each of the N sentences of
         ``memory``, grouped by sentence -> log-probabilities (k N, V), new state."""
         if state is None:
@@ -245,14 +247,15 @@ class Transformer(Seq2Seq):
             x, kv, weights = layer(x, cross_kv, memory.src_attn_mask, self_kv=self_kv,
                                    need_weights=need_attention, cache_rows=state.rows)
             new_kv.append(kv)
-        log_probs = self.project(self.decoder_norm(x[:, 0])).float().log_softmax(dim=-1)
+        log_probs = (project or self.project)(self.decoder_norm(x[:, 0])).float().log_softmax(-1)
         attention = weights[:, 0] if weights is not None else None
         return log_probs, TransformerState(new_kv, state.step + 1, attention)
 
-    def decode_prefix(self, prefix: torch.Tensor, memory: TransformerMemory) -> torch.Tensor:
+    def decode_prefix(self, prefix: torch.Tensor, memory: TransformerMemory,
+                      project=None) -> torch.Tensor:
         """Log-probabilities (N, V) of the next token after the whole ``prefix`` (N, t), computed
         from scratch with no cache at all (the reference that cached decoding must equal).
         ``memory`` has a row per prefix."""
         cross_kv = [layer.cross_attn.project_kv(memory.encoder_out) for layer in self.decoder_layers]
         fresh = TransformerMemory(memory.src_attn_mask, cross_kv, memory.encoder_out)
-        return self.decode(prefix, fresh)[:, -1].float().log_softmax(dim=-1)
+        return self.decode(prefix, fresh, project=project)[:, -1].float().log_softmax(dim=-1)
