@@ -27,31 +27,21 @@ from nmt.memory import keep_freed_memory  # noqa: E402 (imports no torch)
 keep_freed_memory()  # as the CLI and the server do, before torch allocates (nmt/memory.py)
 import torch  # noqa: E402
 
-from nmt.batching import encode_source, pad  # noqa: E402
 from nmt.checkpoint import read_model_config  # noqa: E402
 from nmt.corpus import read_parallel, split_file  # noqa: E402
 from nmt.scoring import bleu  # noqa: E402
-from nmt.search import UncachedDecoder, search  # noqa: E402
-from nmt.tokenizer import PAD_ID  # noqa: E402
 from nmt.translator import Translator  # noqa: E402
 
 
 def run(translator: Translator, ids, beam: int, batch_size: int, cache: bool) -> tuple[float, list]:
     """Seconds to decode every sentence, and the hypotheses in input order."""
-    decoder = translator.decoder  # the model, or the model writing only the target's pieces
-    model = decoder if cache else UncachedDecoder(decoder)
-    restricted = decoder is not translator.model
-    d = translator.config.decode
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     out = [None] * len(ids)
     start = time.perf_counter()
-    with torch.inference_mode():
-        for at in range(0, len(order), batch_size):
-            chunk = order[at:at + batch_size]
-            src = pad([encode_source(ids[i]) for i in chunk])
-            for i, hyps in zip(chunk, search(model, src, src != PAD_ID, beam, 1, d.length_penalty,
-                                             d.max_len_ratio, d.max_len_offset)):
-                out[i] = (decoder.pieces(hyps) if restricted else hyps)[0].tokens
+    for at in range(0, len(order), batch_size):
+        chunk = order[at:at + batch_size]
+        for i, hyps in zip(chunk, translator.search_batch([ids[i] for i in chunk], beam, 1, cache)):
+            out[i] = hyps[0].tokens
     return time.perf_counter() - start, out
 
 
@@ -92,9 +82,8 @@ def main() -> None:
         translator = Translator.load(args.model, quantize=quantize,
                                      pair=tuple(args.pair.split("-")) if args.pair else None)
         translator.restrict_output = not args.full_vocabulary
-        decoder = translator.decoder
-        results["output_pieces"] = len(decoder.id_list) if decoder is not translator.model \
-            else translator.tokenizer.vocab_size
+        results["output_pieces"] = len(getattr(translator.decoder, "id_list", ())) \
+            or translator.tokenizer.vocab_size
         sources, references = read_parallel(split_file(args.data, args.split, translator.src_lang),
                                             split_file(args.data, args.split, translator.tgt_lang))
         if args.quick:

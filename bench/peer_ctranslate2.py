@@ -33,11 +33,8 @@ from pathlib import Path
 
 import torch
 
-from nmt.batching import encode_source, pad
 from nmt.export.ct2 import export_ctranslate2, require_ctranslate2
 from nmt.scoring import bleu
-from nmt.search import search
-from nmt.tokenizer import PAD_ID
 from nmt.translator import Translator
 
 BATCH_SIZES = (32, 64, 128, 256)
@@ -57,15 +54,7 @@ def _search_batch(job: tuple[list[list[int]], int]) -> list[list[int]]:
 
 
 def search_ids(translator: Translator, ids: list[list[int]], beam: int) -> list[list[int]]:
-    d = translator.config.decode
-    src = pad([encode_source(x) for x in ids])
-    decoder = translator.decoder  # as nmt translate and serve decode (nmt/target_vocabulary.py)
-    with torch.inference_mode():
-        hyps = search(decoder, src, src != PAD_ID, beam, 1, d.length_penalty,
-                      d.max_len_ratio, d.max_len_offset)
-    if decoder is not translator.model:
-        hyps = [decoder.pieces(h) for h in hyps]
-    return [h[0].tokens for h in hyps]
+    return [h[0].tokens for h in translator.search_batch(ids, beam)]
 
 
 class NmtEngine:

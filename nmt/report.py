@@ -264,8 +264,7 @@ def evaluate_command(args, log=None) -> Path:
     for pair in pairs:
         if len(pairs) > 1:
             log(f"evaluating {pair}")
-        folder = evaluate_pair(args, pair, out / pair if len(pairs) > 1 else out, log)
-        reports[pair] = json.loads((folder / "report.json").read_text())
+        reports[pair] = evaluate_pair(args, pair, out / pair if len(pairs) > 1 else out, log)
     if len(pairs) > 1:
         summary = summarize(reports)
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -314,7 +313,8 @@ def render_summary(rows: list[dict], split: str) -> str:
     return "\n".join(lines)
 
 
-def evaluate_pair(args, pair: str, out: Path, log) -> Path:
+def evaluate_pair(args, pair: str, out: Path, log) -> dict:
+    """One direction's report, written to ``out`` and returned."""
     src_lang, tgt_lang = pair.split("-")
     sources, references = read_parallel(split_file(args.data, args.split, src_lang),
                                         split_file(args.data, args.split, tgt_lang))
@@ -355,7 +355,7 @@ def evaluate_pair(args, pair: str, out: Path, log) -> Path:
         log(f"{name}: BLEU {s['bleu']:.2f} ±{sig['bleu']['ci95']:.2f}, chrF {s['chrf']:.2f}"
             + (f", p(bs) {sig['bleu']['p_bs']:.4f}" if "p_bs" in sig["bleu"] else " (baseline)"))
     log(f"wrote {out}/report.md")
-    return out
+    return report
 
 
 def read_hyp_systems(specs: list[str], references: int, split: str) -> list[System]:

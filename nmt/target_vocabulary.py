@@ -30,8 +30,6 @@ from nmt.passthrough import PLACEHOLDERS
 from nmt.search import Hypothesis
 from nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
-FILE = TARGET_VOCABULARIES
-
 
 def reserved_ids(tokenizer: Tokenizer) -> set[int]:
     """Special pieces, placeholders and byte pieces: always writable."""
@@ -67,27 +65,27 @@ def target_vocabularies(config, tokenizer: Tokenizer) -> dict[str, list[int]]:
 
 def add_target_vocabularies(model_dirs: list[Path], config, tokenizer: Tokenizer,
                             log=print) -> None:
-    """Give model directories made before the lists were kept their ``FILE`` (checksums
+    """Give model directories made before the lists were kept their ``target_vocabulary.json`` (checksums
     rewritten): release scores a model as it will decode."""
-    missing = [Path(d) for d in model_dirs if not (Path(d) / FILE).is_file()]
+    missing = [Path(d) for d in model_dirs if not (Path(d) / TARGET_VOCABULARIES).is_file()]
     if not missing:
         return
     vocabularies = target_vocabularies(config, tokenizer)
     for folder in missing:
         write_target_vocabularies(folder, vocabularies)
         write_checksums(folder)
-    log(f"added {FILE} to {', '.join(str(d) for d in missing)}: "
+    log(f"added {TARGET_VOCABULARIES} to {', '.join(str(d) for d in missing)}: "
         + ", ".join(f"{lang} {len(ids)} of {tokenizer.vocab_size} pieces"
                     for lang, ids in vocabularies.items()))
 
 
 def write_target_vocabularies(model_dir: Path, vocabularies: dict[str, list[int]]) -> None:
-    atomic_write_text(Path(model_dir) / FILE, json.dumps(vocabularies) + "\n")
+    atomic_write_text(Path(model_dir) / TARGET_VOCABULARIES, json.dumps(vocabularies) + "\n")
 
 
 def read_target_vocabularies(model_dir: Path, vocab_size: int) -> dict[str, list[int]]:
     """The model directory's lists by target language; {} when it has none (older models)."""
-    path = Path(model_dir) / FILE
+    path = Path(model_dir) / TARGET_VOCABULARIES
     if not path.is_file():
         return {}
     try:

@@ -25,7 +25,7 @@ from nmt.errors import NmtError
 from nmt.models import build_model
 from nmt.passthrough import PLACEHOLDERS, Protected, protect, repair_copies, restore
 from nmt.quantize import quantize as quantize_model
-from nmt.search import Hypothesis, search
+from nmt.search import Hypothesis, UncachedDecoder, search
 from nmt.segment import split_sentences
 from nmt.target_vocabulary import TargetVocabulary, read_target_vocabularies
 from nmt.tokenizer import BOS_ID, PAD_ID, Tokenizer
@@ -169,19 +169,26 @@ class Translator:
         restricted = self.target_vocabularies.get(self.tgt_lang) if self.restrict_output else None
         return restricted or self.model
 
+    def search_batch(self, ids: list[list[int]], beam_size: int, n_best: int = 1,
+                     cache: bool = True) -> list[list[Hypothesis]]:
+        """One batch of source ids through the search, with this model's decode settings;
+        hypotheses in vocabulary ids. ``cache=False``: the prefix recomputed every step (the
+        reference, and the baseline of bench/decode.py)."""
+        d, decoder = self.config.decode, self.decoder
+        src = pad([encode_source(x) for x in ids])
+        with torch.inference_mode():  # thread-safe: concurrent calls decode their own batches
+            hyps = search(decoder if cache else UncachedDecoder(decoder), src, src != PAD_ID,
+                          beam_size, n_best, d.length_penalty, d.max_len_ratio, d.max_len_offset)
+        return hyps if decoder is self.model else [decoder.pieces(h) for h in hyps]
+
     def search_ids(self, ids: list[list[int]], beam_size: int | None = None,
                    n_best: int = 1) -> list[list[Hypothesis]]:
-        d = self.config.decode
-        beam_size = beam_size or d.beam_size
-        decoder = self.decoder
+        beam_size = beam_size or self.config.decode.beam_size
         results: list[list[Hypothesis]] = [[] for _ in ids]
-        with torch.inference_mode():  # thread-safe: concurrent calls decode their own batches
-            for indices in self.batches(ids, beam_size):
-                src = pad([encode_source(ids[i]) for i in indices])
-                hyps = search(decoder, src, src != PAD_ID, beam_size, n_best,
-                              d.length_penalty, d.max_len_ratio, d.max_len_offset)
-                for i, h in zip(indices, hyps):
-                    results[i] = decoder.pieces(h) if decoder is not self.model else h
+        for indices in self.batches(ids, beam_size):
+            for i, h in zip(indices, self.search_batch([ids[i] for i in indices], beam_size,
+                                                       n_best)):
+                results[i] = h
         return results
 
     def translate_sentences(self, sentences: list[str], beam_size: int | None = None,

@@ -5,13 +5,14 @@ import shutil
 
 import pytest
 import torch
+from test_search import MODELS, random_batch
 
+from nmt.checkpoint import TARGET_VOCABULARIES as FILE
 from nmt.models import build_model
 from nmt.quantize import Int8Linear, quantize
 from nmt.search import UncachedDecoder, beam_search, greedy_search
-from nmt.target_vocabulary import FILE, TargetVocabulary, read_target_vocabularies
+from nmt.target_vocabulary import TargetVocabulary, read_target_vocabularies
 from nmt.tokenizer import PAD_ID
-from test_search import MODELS, random_batch
 
 SOME = [0, 1, 2, 3] + list(range(5, 40, 3))  # the special ids and a part of the rest
 
