@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_search import MODELS, random_batch
 
-from nmt.checkpoint import TARGET_VOCABULARIES as FILE
+from nmt.checkpoint import TARGET_VOCABULARIES
 from nmt.models import build_model
 from nmt.quantize import Int8Linear, quantize
 from nmt.search import UncachedDecoder, beam_search, greedy_search
@@ -72,10 +72,10 @@ def test_a_damaged_list_is_named(trained_model_dir, tmp_path):
     from nmt.translator import Translator
 
     model = shutil.copytree(trained_model_dir, tmp_path / "model")
-    (model / FILE).write_text(json.dumps({"en": [3, 2, 1]}))
-    with pytest.raises(NmtError, match=f"{FILE}: the en list must be sorted"):
+    (model / TARGET_VOCABULARIES).write_text(json.dumps({"en": [3, 2, 1]}))
+    with pytest.raises(NmtError, match=f"{TARGET_VOCABULARIES}: the en list must be sorted"):
         read_target_vocabularies(model, 400)
-    (model / FILE).write_text("{not json")
+    (model / TARGET_VOCABULARIES).write_text("{not json")
     with pytest.raises(NmtError, match="target_vocabulary.json"):
         Translator.load(model)
 
@@ -87,7 +87,7 @@ def test_release_gives_an_older_run_its_lists(trained_model_dir, toy_corpus_dir,
     run = tmp_path / "run"
     shutil.copytree(trained_model_dir, run / "best")
     kept = read_target_vocabularies(run / "best", 400)
-    (run / "best" / FILE).unlink()  # as a run made before the lists were kept
+    (run / "best" / TARGET_VOCABULARIES).unlink()  # as a run made before the lists were kept
     write_checksums(run / "best")
     to = release(run, tmp_path / "models" / "tiny", data=str(toy_corpus_dir), beam_size=2,
                  log=lambda *a: None, penalties=(1.0,), clause_splits=(0,))
