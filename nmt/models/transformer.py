@@ -211,7 +211,10 @@ class Transformer(Seq2Seq):
         for layer in self.encoder_layers:
             x = layer(x, src_attn_mask)
         x = self.encoder_norm(x)
-        cross_kv = [layer.cross_attn.project_kv(x) for layer in self.decoder_layers]
+        # Heads made contiguous once here: read through a transposed view, every decoding step
+        # copied each layer's keys and values again inside the attention product.
+        cross_kv = [tuple(part.contiguous() for part in layer.cross_attn.project_kv(x))
+                    for layer in self.decoder_layers]
         return TransformerMemory(src_attn_mask, cross_kv, x)
 
     def decode(self, tgt_in: torch.Tensor, memory: TransformerMemory,
