@@ -211,11 +211,14 @@ class Transformer(Seq2Seq):
         for layer in self.encoder_layers:
             x = layer(x, src_attn_mask)
         x = self.encoder_norm(x)
-        # Heads made contiguous once here: read through a transposed view, every decoding step
-        # copied each layer's keys and values again inside the attention product.
-        cross_kv = [tuple(part.contiguous() for part in layer.cross_attn.project_kv(x))
-                    for layer in self.decoder_layers]
-        return TransformerMemory(src_attn_mask, cross_kv, x)
+        return TransformerMemory(src_attn_mask, self.cross_keys_values(x), x)
+
+    def cross_keys_values(self, encoder_out: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each decoder layer's cross-attention K and V over the encoder output, heads made
+        contiguous once: read through a transposed view, every decoding step copied them again
+        inside the attention product (greedy batches of 64 about 6% slower)."""
+        return [tuple(part.contiguous() for part in layer.cross_attn.project_kv(encoder_out))
+                for layer in self.decoder_layers]
 
     def decode(self, tgt_in: torch.Tensor, memory: TransformerMemory,
                need_attention: bool = False, logits_mask: torch.Tensor | None = None,
@@ -259,6 +262,6 @@ class Transformer(Seq2Seq):
         """Log-probabilities (N, V) of the next token after the whole ``prefix`` (N, t), computed
         from scratch with no cache at all (the reference that cached decoding must equal).
         ``memory`` has a row per prefix."""
-        cross_kv = [layer.cross_attn.project_kv(memory.encoder_out) for layer in self.decoder_layers]
-        fresh = TransformerMemory(memory.src_attn_mask, cross_kv, memory.encoder_out)
+        fresh = TransformerMemory(memory.src_attn_mask, self.cross_keys_values(memory.encoder_out),
+                                  memory.encoder_out)
         return self.decode(prefix, fresh, project=project)[:, -1].float().log_softmax(dim=-1)
