@@ -73,7 +73,7 @@ def greedy_search(model, src: torch.Tensor, src_mask: torch.Tensor, max_len_rati
     while alive.numel():
         log_probs, state = model.decode_step(tokens, memory, state)
         log_probs = _restrict(log_probs, limit[alive] <= step + 1)
-        best, tokens = log_probs.max(dim=-1)
+        best, tokens = row_max(log_probs)
         scores[alive] += best
         output[alive, step] = tokens
         step += 1
@@ -120,6 +120,58 @@ class Finished:
                                                  self.scores.tolist())]
 
 
+# Vocabulary rows are read in chunks of this many pieces by ``row_max`` and ``row_topk``.
+CHUNK = 64
+
+
+def row_max(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x.max(dim=-1)`` of x (R, V), the same values and indices (the first of equal maxima).
+
+    PyTorch's max with indices walks the row one element at a time; ``amax`` without indices is
+    vectorised and 9x faster. So the row's maximum is found among the maxima of its 64-piece
+    chunks, and its index inside the first chunk that holds it. For 256 / 64 rows of 4,030
+    pieces (greedy search does this once a step): 0.20 / 0.085 ms against 0.87 / 0.22 ms on 1
+    thread, 0.14 / 0.076 against 0.46 / 0.21 on 2. Below 16 rows it is no faster."""
+    rows, width = x.shape
+    chunks = width // CHUNK
+    if rows < 16 or chunks < 2:
+        return x.max(dim=-1)
+    body = x[:, :chunks * CHUNK].view(rows, chunks, CHUNK)
+    chunk = body.amax(dim=-1).argmax(dim=-1)  # argmax: the first chunk with the maximum
+    values, within = body[torch.arange(rows, device=x.device), chunk].max(dim=-1)
+    indices = chunk * CHUNK + within
+    if chunks * CHUNK < width:  # the last, shorter chunk: it wins only if strictly greater
+        tail_values, tail_within = x[:, chunks * CHUNK:].max(dim=-1)
+        later = tail_values > values
+        values = torch.where(later, tail_values, values)
+        indices = torch.where(later, tail_within + chunks * CHUNK, indices)
+    return values, indices
+
+
+def row_topk(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x.topk(k, dim=-1)`` of x (R, V): the same values, best first, with their indices.
+
+    The k best of a row lie in at most k chunks, and each of those chunks' maximum is among the
+    k largest chunk maxima (were one not, k other chunks would each hold a greater element). So
+    the k chunks with the largest maxima, plus the last, shorter chunk, hold the answer, and the
+    full top-k runs over k * 64 + 63 candidates instead of V. For 256 / 64 rows of 4,030 pieces
+    (beam 4's first ranking of a step): 1.0 / 0.21 ms against 1.5 / 0.33 ms on 1 thread, 0.63 /
+    0.18 against 0.77 / 0.24 on 2; below 64 rows it is no faster. Among exactly equal values the
+    order is, as with ``topk`` itself, not specified."""
+    rows, width = x.shape
+    chunks = width // CHUNK
+    if rows < 64 or chunks <= k:
+        return x.topk(k, dim=-1)
+    body = x[:, :chunks * CHUNK].view(rows, chunks, CHUNK)
+    chosen = body.amax(dim=-1).topk(k, dim=-1).indices  # (R, k)
+    candidates = body[torch.arange(rows, device=x.device)[:, None], chosen].view(rows, k * CHUNK)
+    candidates = torch.cat([candidates, x[:, chunks * CHUNK:]], dim=1)
+    values, picked = candidates.topk(k, dim=-1)
+    in_tail = picked >= k * CHUNK
+    from_chunk = chosen.gather(1, (picked // CHUNK).clamp_max_(k - 1)) * CHUNK + picked % CHUNK
+    return values, torch.where(in_tail, picked - k * CHUNK + chunks * CHUNK, from_chunk)
+
+
 def top_candidates(scores: torch.Tensor, log_probs: torch.Tensor, width: int):
     """The ``width`` best one-token extensions of each sentence's k beams: scores (n, width),
     beam and token of each. Ranked in two stages, the best ``width`` tokens of each beam first,
@@ -127,7 +179,7 @@ def top_candidates(scores: torch.Tensor, log_probs: torch.Tensor, width: int):
     at a fraction of the cost (measured: 0.4 ms against 1.6 ms for 512 rows of 8,000)."""
     n, k = scores.shape
     each = min(width, log_probs.size(-1))
-    per_beam, tokens = log_probs.topk(each, dim=-1)  # (n * k, each)
+    per_beam, tokens = row_topk(log_probs, each)  # (n * k, each)
     candidates = (scores[:, :, None] + per_beam.view(n, k, each)).view(n, k * each)
     top_scores, picked = candidates.topk(width, dim=1)
     return top_scores, picked // each, tokens.view(n, k * each).gather(1, picked)

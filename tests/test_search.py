@@ -11,7 +11,15 @@ from reference_search import reference_beam
 
 from nmt.config import ModelConfig
 from nmt.models import build_model
-from nmt.search import UncachedDecoder, beam_search, greedy_search, length_penalty
+from nmt.search import (
+    CHUNK,
+    UncachedDecoder,
+    beam_search,
+    greedy_search,
+    length_penalty,
+    row_max,
+    row_topk,
+)
 from nmt.tokenizer import EOS_ID, PAD_ID
 
 A, B, C = 4, 5, 6
@@ -207,3 +215,46 @@ def test_vectorised_search_equals_the_reference_when_eos_comes_first():
             assert ours[0][0].tokens == []
             assert_same_hypotheses(ours, reference_beam(FakeDecoder(table), *src(3), beam_size,
                                                         n_best, alpha=1.0))
+
+
+@pytest.mark.parametrize("width", [CHUNK * 9, CHUNK * 12 + 37, 4030])
+@pytest.mark.parametrize("rows", [1, 16, 70])
+def test_chunked_row_max_and_topk_equal_torch(width, rows):
+    """Chunked maxima against torch's own: the same values and indices, a last chunk that is
+    shorter or absent, rows whose best sits in that last chunk, rows of -inf but one."""
+    torch.manual_seed(width + rows)
+    x = torch.randn(rows, width) * 4
+    x[rows // 2, -1] = 100.0  # the maximum in the tail (or the last full chunk)
+    x[-1] = float("-inf")
+    x[-1, 5] = -2.0  # like a row that must end: only eos is allowed
+    values, indices = row_max(x)
+    expected = x.max(dim=-1)
+    assert torch.equal(values, expected.values) and torch.equal(indices, expected.indices)
+    for k in (1, 4, 8):
+        values, indices = row_topk(x, k)
+        expected = x.topk(k, dim=-1)
+        assert torch.equal(values, expected.values)
+        finite = expected.values > float("-inf")  # the order among equal -inf is not specified
+        assert torch.equal(indices[finite], expected.indices[finite])
+        assert torch.equal(x.gather(1, indices), values)
+
+
+def test_row_max_takes_the_first_of_equal_maxima():
+    """Ties go to the lowest index, as torch's max and argmax do: across chunks and inside one."""
+    x = torch.zeros(20, CHUNK * 5 + 3)
+    x[:, 7] = x[:, CHUNK * 3 + 1] = x[:, -1] = 1.0  # three equal maxima, one in the tail
+    x[1:, 7] = 0.0
+    x[2:, CHUNK * 3 + 1] = 0.0
+    indices = row_max(x)[1]
+    assert indices[0] == 7 and indices[1] == CHUNK * 3 + 1 and (indices[2:] == x.size(1) - 1).all()
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_vectorised_search_equals_the_reference_with_a_large_vocabulary(beam_size):
+    """A vocabulary and a batch large enough for the chunked maximum and top-k."""
+    torch.manual_seed(11)
+    vocab = CHUNK * 12 + 5
+    model = build_model(MODELS["transformer"], vocab).eval()
+    src, src_mask = random_batch(n=20, vocab=vocab)
+    assert_same_hypotheses(beam_search(model, src, src_mask, beam_size, 1, 0.6),
+                           reference_beam(model, src, src_mask, beam_size, 1, 0.6))
