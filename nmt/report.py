@@ -149,7 +149,7 @@ def render_markdown(report: dict) -> str:
                      + " | ".join(fmt(b[i]["bleu"]) for b in buckets) + " | "
                      + " | ".join(fmt(b[i]["chrf"]) for b in buckets) + " |")
     if "robustness" in report:
-        lines += [""] + render_robustness(report["robustness"])
+        lines += [""] + render_robustness(report["robustness"], report["baseline"])
     lines += ["", "## Examples", ""]
     for example in report["examples"]:
         lines.append(f"**{example['why']}** — source: {example['source']}")
@@ -203,7 +203,7 @@ def plot_robustness(robustness: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def render_robustness(robustness: dict) -> list[str]:
+def render_robustness(robustness: dict, baseline: str = "") -> list[str]:
     names = list(robustness)
     lines = ["## Robustness", "",
              "Sets built from this split by `nmt/robustness.py`: *long-k* joins k consecutive "
@@ -231,14 +231,53 @@ def render_robustness(robustness: dict) -> list[str]:
         lines.append(f"| {n} | " + " | ".join(fmt(v, 3) for v in kinds.values()) + " |")
     lines += ["", "### By source length (plain and joined sets pooled)", "",
               "![robustness](robustness.png)", "",
-              "| source subwords | pairs | " + " | ".join(f"{n} BLEU | {n} length ratio"
-                                                        for n in names) + " |",
-              "|---|---" + "|---" * (2 * len(names)) + "|"]
+              "No BP: BLEU without its brevity penalty (the n-gram precisions alone), which tells "
+              "a shorter translation from a worse one.", "",
+              "| source subwords | pairs | " + " | ".join(
+                  f"{n} BLEU | {n} length ratio | {n} no BP" for n in names) + " |",
+              "|---|---" + "|---" * (3 * len(names)) + "|"]
     for i, row in enumerate(robustness[names[0]]["by_source_length"]):
-        cells = [f"{fmt(robustness[n]['by_source_length'][i]['bleu'])} | "
-                 f"{fmt(robustness[n]['by_source_length'][i]['length_ratio'], 3)}" for n in names]
+        cells = []
+        for n in names:
+            r = robustness[n]["by_source_length"][i]
+            cells.append(f"{fmt(r['bleu'])} | {fmt(r['length_ratio'], 3)} | "
+                         f"{fmt(r.get('bleu_without_bp'))}")
         lines.append(f"| {row['bucket']} | {row['pairs']} | " + " | ".join(cells) + " |")
+    if baseline in robustness:
+        lines += [""] + explain_baseline_leads(robustness, baseline)
     return lines + [""]
+
+
+def explain_baseline_leads(robustness: dict, baseline: str) -> list[str]:
+    """A line per system for the length buckets where the baseline's BLEU is higher, saying
+    whether the system's n-gram precision is lower there too (a worse translation) or not (only
+    shorter: the brevity penalty makes the difference), with both differences."""
+    lines = []
+    base = robustness[baseline]["by_source_length"]
+    for name, result in robustness.items():
+        if name == baseline:
+            continue
+        behind = [(r["bucket"], r["bleu"] - b["bleu"],
+                   (r.get("bleu_without_bp") or 0.0) - (b.get("bleu_without_bp") or 0.0))
+                  for r, b in zip(result["by_source_length"], base)
+                  if r["pairs"] and r["bleu"] < b["bleu"]]
+        if not behind:
+            lines.append(f"- {name} is at or above {baseline} in every length bucket.")
+            continue
+
+        def listed(rows):
+            return ", ".join(f"{bucket} (BLEU {d:+.2f}, without BP {p:+.2f})" for bucket, d, p in rows)
+
+        shorter = [row for row in behind if row[2] >= 0]
+        worse = [row for row in behind if row[2] < 0]
+        text = f"- {name} is below {baseline} in {len(behind)} length bucket(s)"
+        if shorter:
+            text += (f"; in {listed(shorter)} its n-gram precision is as high or higher and only "
+                     "its shorter translations (brevity penalty) put it behind")
+        if worse:
+            text += f"; in {listed(worse)} its n-gram precision is lower too"
+        lines.append(text + ".")
+    return lines
 
 
 def evaluate_command(args, log=None) -> Path:

@@ -82,7 +82,10 @@ def build_sets(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str,
 def _bleu_and_ratio(hyps: list[str], refs: list[str], lowercase: bool = False) -> dict:
     score, _ = bleu(hyps, refs, lowercase=lowercase)
     return {"bleu": round(score.score, 2),
-            "length_ratio": round(score.sys_len / max(score.ref_len, 1), 3)}
+            "length_ratio": round(score.sys_len / max(score.ref_len, 1), 3),
+            # BLEU = BP * exp(mean log p_n): without the brevity penalty BP, what is left is
+            # the n-gram precision, so two systems can be told apart by length and by content
+            "bleu_without_bp": round(score.score / score.bp, 2) if score.bp > 0 else 0.0}
 
 
 def casing(hyps: list[str]) -> dict:
@@ -117,7 +120,8 @@ def score_set(robust: RobustSet, hyps: list[str], plain_hyps: list[str], tgt_lan
 
 def by_source_length(sets: list[RobustSet], outputs: dict[str, list[str]],
                      lengths: dict[str, list[int]]) -> list[dict]:
-    """BLEU and length ratio of the plain and long sets pooled, bucketed by source subwords."""
+    """BLEU, length ratio and BLEU without its brevity penalty of the plain and long sets
+    pooled, bucketed by source subwords."""
     pool = [(lengths[s.name][i], outputs[s.name][i], s.references[i])
             for s in sets if s.name == "plain" or s.groups for i in range(len(s.sources))]
     rows = []
@@ -125,7 +129,8 @@ def by_source_length(sets: list[RobustSet], outputs: dict[str, list[str]],
         pick = [(h, r) for length, h, r in pool if low <= length <= high]
         name = f"{low}+" if high >= 100_000 else f"{low}-{high}"
         if not pick:
-            rows.append({"bucket": name, "pairs": 0, "bleu": None, "length_ratio": None})
+            rows.append({"bucket": name, "pairs": 0, "bleu": None, "length_ratio": None,
+                         "bleu_without_bp": None})
             continue
         rows.append({"bucket": name, "pairs": len(pick),
                      **_bleu_and_ratio([h for h, _ in pick], [r for _, r in pick])})

@@ -57,8 +57,29 @@ def test_report_has_the_robustness_sets(report):
     assert robust["sets"][5]["all_caps"] > 0.9  # capitals in, capitals out
     assert sum(b["pairs"] for b in robust["by_source_length"]) == sum(
         row["pairs"] for row in robust["sets"][:5])
+    assert all(b["bleu_without_bp"] >= b["bleu"] for b in robust["by_source_length"] if b["pairs"])
     assert (report / "robustness.png").read_bytes()[:4] == b"\x89PNG"
     assert "## Robustness" in (report / "report.md").read_text()
+
+
+def test_the_report_says_why_the_baseline_leads_a_length_bucket():
+    """Behind the baseline with as high an n-gram precision: shorter, not worse."""
+    from nmt.report import explain_baseline_leads
+
+    def buckets(*rows):
+        return {"by_source_length": [{"bucket": b, "pairs": 10, "bleu": bleu, "bleu_without_bp": nbp}
+                                     for b, bleu, nbp in rows]}
+
+    robustness = {
+        "rnn": buckets(("1-10", 40.0, 40.0), ("46-60", 44.0, 44.2), ("61-80", 44.0, 44.5)),
+        "short": buckets(("1-10", 41.0, 41.0), ("46-60", 43.0, 45.0), ("61-80", 42.0, 43.0)),
+        "ahead": buckets(("1-10", 41.0, 41.0), ("46-60", 45.0, 45.0), ("61-80", 44.0, 44.0)),
+    }
+    short, ahead = explain_baseline_leads(robustness, "rnn")
+    assert "below rnn in 2 length bucket(s)" in short
+    assert "in 46-60 (BLEU -1.00, without BP +0.80) its n-gram precision is as high" in short
+    assert "in 61-80 (BLEU -2.00, without BP -1.50) its n-gram precision is lower too" in short
+    assert ahead == "- ahead is at or above rnn in every length bucket."
 
 
 def test_the_summary_row_carries_the_robustness_figures(report):
