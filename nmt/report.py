@@ -203,7 +203,7 @@ def plot_robustness(robustness: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def render_robustness(robustness: dict, baseline: str = "") -> list[str]:
+def render_robustness(robustness: dict, baseline: str) -> list[str]:
     names = list(robustness)
     lines = ["## Robustness", "",
              "Sets built from this split by `nmt/robustness.py`: *long-k* joins k consecutive "
@@ -241,7 +241,7 @@ def render_robustness(robustness: dict, baseline: str = "") -> list[str]:
         for n in names:
             r = robustness[n]["by_source_length"][i]
             cells.append(f"{fmt(r['bleu'])} | {fmt(r['length_ratio'], 3)} | "
-                         f"{fmt(r.get('bleu_without_bp'))}")
+                         f"{fmt(r['bleu_without_bp'])}")
         lines.append(f"| {row['bucket']} | {row['pairs']} | " + " | ".join(cells) + " |")
     if baseline in robustness:
         lines += [""] + explain_baseline_leads(robustness, baseline)
@@ -257,27 +257,27 @@ def explain_baseline_leads(robustness: dict, baseline: str) -> list[str]:
     for name, result in robustness.items():
         if name == baseline:
             continue
-        behind = [(r["bucket"], r["bleu"] - b["bleu"],
-                   (r.get("bleu_without_bp") or 0.0) - (b.get("bleu_without_bp") or 0.0))
+        behind = [(r["bucket"], r["bleu"] - b["bleu"], r["bleu_without_bp"] - b["bleu_without_bp"])
                   for r, b in zip(result["by_source_length"], base)
                   if r["pairs"] and r["bleu"] < b["bleu"]]
         if not behind:
             lines.append(f"- {name} is at or above {baseline} in every length bucket.")
             continue
-
-        def listed(rows):
-            return ", ".join(f"{bucket} (BLEU {d:+.2f}, without BP {p:+.2f})" for bucket, d, p in rows)
-
         shorter = [row for row in behind if row[2] >= 0]
         worse = [row for row in behind if row[2] < 0]
         text = f"- {name} is below {baseline} in {len(behind)} length bucket(s)"
         if shorter:
-            text += (f"; in {listed(shorter)} its n-gram precision is as high or higher and only "
-                     "its shorter translations (brevity penalty) put it behind")
+            text += (f"; in {_bucket_gaps(shorter)} its n-gram precision is as high or higher and "
+                     "only its shorter translations (brevity penalty) put it behind")
         if worse:
-            text += f"; in {listed(worse)} its n-gram precision is lower too"
+            text += f"; in {_bucket_gaps(worse)} its n-gram precision is lower too"
         lines.append(text + ".")
     return lines
+
+
+def _bucket_gaps(rows: list[tuple[str, float, float]]) -> str:
+    return ", ".join(f"{bucket} (BLEU {bleu:+.2f}, without BP {precision:+.2f})"
+                     for bucket, bleu, precision in rows)
 
 
 def evaluate_command(args, log=None) -> Path:

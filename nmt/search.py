@@ -124,6 +124,13 @@ class Finished:
 CHUNK = 64
 
 
+def _chunked(x: torch.Tensor) -> torch.Tensor:
+    """x (R, V) as (R, V // CHUNK, CHUNK), a view of its whole chunks; the rest,
+    ``x[:, body.size(1) * CHUNK:]``, is the last, shorter chunk."""
+    chunks = x.size(1) // CHUNK
+    return x[:, :chunks * CHUNK].view(x.size(0), chunks, CHUNK)
+
+
 def row_max(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``x.max(dim=-1)`` of x (R, V), the same values and indices (the first of equal maxima).
 
@@ -136,7 +143,7 @@ def row_max(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     chunks = width // CHUNK
     if rows < 16 or chunks < 2:
         return x.max(dim=-1)
-    body = x[:, :chunks * CHUNK].view(rows, chunks, CHUNK)
+    body = _chunked(x)
     chunk = body.amax(dim=-1).argmax(dim=-1)  # argmax: the first chunk with the maximum
     values, within = body[torch.arange(rows, device=x.device), chunk].max(dim=-1)
     indices = chunk * CHUNK + within
@@ -162,7 +169,7 @@ def row_topk(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     chunks = width // CHUNK
     if rows < 64 or chunks <= k:
         return x.topk(k, dim=-1)
-    body = x[:, :chunks * CHUNK].view(rows, chunks, CHUNK)
+    body = _chunked(x)
     chosen = body.amax(dim=-1).topk(k, dim=-1).indices  # (R, k)
     candidates = body[torch.arange(rows, device=x.device)[:, None], chosen].view(rows, k * CHUNK)
     candidates = torch.cat([candidates, x[:, chunks * CHUNK:]], dim=1)
