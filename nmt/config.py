@@ -60,6 +60,9 @@ class DataConfig:
     placeholder_fraction: float = 0.0  # pairs whose shared numbers become placeholders
     span_fraction: float = 0.0  # pairs given a placeholder or invented name on both sides
     real_name_share: float = 0.0  # of those names: real first names/surnames instead (Faker's)
+    # A model directory whose translations of the training sources replace the references
+    # (sequence-level knowledge distillation, nmt/distill.py); "" trains on the references.
+    teacher: str = ""
 
 
 @dataclass(frozen=True)
@@ -309,7 +312,7 @@ RULES: dict[str, dict[str, tuple]] = {
              "vocab_size": _range(16), "spm_model_type": _choice("unigram", "bpe"),
              "max_tokens_per_sentence": _range(2), "join_fraction": _SHARE, "join_max": _range(2),
              "lowercase_fraction": _SHARE, "placeholder_fraction": _SHARE, "span_fraction": _SHARE,
-             "real_name_share": _SHARE},
+             "real_name_share": _SHARE, "teacher": _ANY},
     "model": {"arch": _choice("transformer", "rnn"), "d_model": _POSITIVE, "n_heads": _POSITIVE,
               "n_encoder_layers": _POSITIVE, "n_decoder_layers": _POSITIVE, "d_ff": _POSITIVE,
               "dropout": _DROPOUT, "attention_dropout": _DROPOUT, "pre_norm": _ANY,
@@ -341,6 +344,9 @@ def _relations(config: Config) -> list[str]:
         problems.append("data.pairs builds every pair from the multi-parallel files of "
                         "data.corpus; it cannot be combined with data.src_file, data.tgt_file, "
                         "data.tsv_file or data.valid_src_file")
+    if d.pairs and d.teacher:
+        problems.append("data.teacher distils one direction (data.src_lang -> data.tgt_lang); "
+                        "it cannot be combined with data.pairs")
     if d.pairs:
         tagged = [tag[2:-1] for tag in LANGUAGE_TAGS]
         untagged = sorted({p.split("-")[1] for p in d.pairs} - set(tagged))

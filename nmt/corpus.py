@@ -132,6 +132,8 @@ def check_sources(data) -> None:
     for path in paths:
         if not Path(path).is_file():
             raise NmtError(f"{path}: data file not found")
+    if data.teacher and not Path(data.teacher).is_dir():
+        raise NmtError(f"data.teacher {data.teacher}: model directory not found")
     if data.pairs:
         for lang in {lang for pair in data.pairs for lang in pair.split("-")}:
             split_file(data.corpus, data.train_split, lang)

@@ -21,6 +21,7 @@ from pathlib import Path
 from nmt.augment import augment, real_names
 from nmt.config import directions
 from nmt.corpus import ParallelData, drop_unusable, load_directions, load_split
+from nmt.distill import distilled_targets
 from nmt.robustness import PASS_THROUGH
 from nmt.tokenizer import Tokenizer, train_tokenizer
 
@@ -34,11 +35,16 @@ class TokenizedSplit:
     pairs: list[str] | None = None  # each row's direction ("de-en"), in a multilingual split
 
 
-def augmented_train(config, log=print) -> ParallelData:
-    """The training split with nmt/augment.py's transforms, as the config sets them."""
+def augmented_train(config, log=print, run_dir: Path | None = None) -> ParallelData:
+    """The training split with nmt/augment.py's transforms, as the config sets them; with
+    ``data.teacher``, its targets are the teacher's translations (nmt/distill.py, kept in
+    ``run_dir``)."""
     d = config.data
     train = load_split(d, d.train_split)
     log(f"train: {len(train)} pairs from {train.description}")
+    if d.teacher:
+        tgt = distilled_targets(d.teacher, train.src, d.src_lang, d.tgt_lang, run_dir, log)
+        train = ParallelData(train.src, tgt, f"{train.description}, targets from {d.teacher}")
     src, tgt, counts = augment(train.src, train.tgt, d.src_lang, d.tgt_lang, d, config.train.seed,
                                training_names(d))
     if len(src) != len(train) or any(counts.values()):
@@ -52,7 +58,7 @@ def prepare_data(config, run_dir: Path, log=print) -> tuple[Tokenizer, Tokenized
     if config.data.pairs:
         return prepare_multilingual(config, run_dir, log)
     d = config.data
-    train = augmented_train(config, log)
+    train = augmented_train(config, log, run_dir)
     valid = load_split(d, d.valid_split)
     log(f"valid: {len(valid)} pairs from {valid.description}")
     tokenizer = vocabulary(config, run_dir, train.src + train.tgt, log)

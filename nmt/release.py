@@ -60,7 +60,7 @@ CARD = """# {name}
 | architecture | {arch} |
 | parameters | {parameters:,} |
 | vocabulary | joint SentencePiece {spm_type}, {vocab} pieces |
-| training data | Multi30k (task 1) train, {corpus}{augmented} |
+| training data | Multi30k (task 1) train, {corpus}{targets}{augmented} |
 | model selection | `{selected}/` of the run and length penalty {alpha}, chosen by val BLEU (beam {beam}) |
 | long sentences | {clause_split} (chosen on val sentences joined 2-6 at a time, plain val kept) |
 | training time | {minutes} minutes of training steps |
@@ -246,9 +246,21 @@ def model_card(name: str, config, translator: Translator, training: dict, select
         weights="fp32" if quantize == "none" else quantize, quantize=quantize,
         bleu_sig=test["bleu_signature"], lc_sig=test["bleu_lc_signature"],
         chrf_sig=test["chrf_signature"], command=command, run=run, augmented=augmented(config),
+        targets=targets(config),
         clause_split=(f"sentences over {config.decode.clause_split_tokens} subwords translated "
                       "clause by clause" if config.decode.clause_split_tokens else
                       "long sentences translated whole"))
+
+
+def targets(config) -> str:
+    """The card's note on where the training targets came from, when not the references."""
+    d = config.data
+    if d.teacher:
+        return (f"; targets translated by `{d.teacher}` (sequence-level distillation, "
+                "nmt/distill.py)")
+    if d.tgt_file:
+        return f"; sources `{d.src_file}`, targets `{d.tgt_file}`"
+    return ""
 
 
 def augmented(config) -> str:
