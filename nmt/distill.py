@@ -41,7 +41,7 @@ def distilled_targets(teacher: str | Path, sources: list[str], src_lang: str, tg
                            "it belongs to another corpus (delete it to translate again)")
         log(f"distilled targets: {cache}")
         return targets
-    translator = teacher_for(teacher, src_lang, tgt_lang)
+    translator = load_teacher(teacher, src_lang, tgt_lang)
     log(f"distilling: {teacher} translates {len(sources)} training sources ({src_lang}-{tgt_lang})")
     targets = translator.translate(sources)
     if cache is not None:
@@ -49,13 +49,12 @@ def distilled_targets(teacher: str | Path, sources: list[str], src_lang: str, tg
     return targets
 
 
-def teacher_for(teacher: str | Path, src_lang: str, tgt_lang: str):
-    """The teacher's translator for the direction (NmtError naming the model if it has none)."""
+def load_teacher(teacher: str | Path, src_lang: str, tgt_lang: str):
+    """The teacher's translator for the direction; its own errors (no such direction, a damaged
+    file) are named as the teacher's."""
     from nmt.translator import Translator
 
-    translator = Translator.load(teacher)  # threads: the run's own setting, already made
-    if (src_lang, tgt_lang) not in translator.pairs:
-        raise NmtError(f"data.teacher {teacher}: translates "
-                       f"{', '.join('-'.join(p) for p in translator.pairs)}, not "
-                       f"{src_lang}-{tgt_lang}")
-    return translator.for_pair(src_lang, tgt_lang)
+    try:  # threads: the run's own setting, already made
+        return Translator.load(teacher, pair=(src_lang, tgt_lang))
+    except NmtError as error:
+        raise NmtError(f"data.teacher: {error}") from None
