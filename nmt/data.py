@@ -38,13 +38,17 @@ class TokenizedSplit:
 def augmented_train(config, log=print, run_dir: Path | None = None) -> ParallelData:
     """The training split with nmt/augment.py's transforms, as the config sets them; with
     ``data.teacher``, its targets are the teacher's translations (nmt/distill.py, kept in
-    ``run_dir``)."""
+    ``run_dir``), after the original pairs when ``data.keep_references``."""
     d = config.data
     train = load_split(d, d.train_split)
     log(f"train: {len(train)} pairs from {train.description}")
     if d.teacher:
         tgt = distilled_targets(d.teacher, train.src, d.src_lang, d.tgt_lang, run_dir, log)
-        train = ParallelData(train.src, tgt, f"{train.description}, targets from {d.teacher}")
+        if d.keep_references:
+            train = ParallelData(train.src + train.src, train.tgt + tgt,
+                                 f"{train.description}, and again with targets from {d.teacher}")
+        else:
+            train = ParallelData(train.src, tgt, f"{train.description}, targets from {d.teacher}")
     src, tgt, counts = augment(train.src, train.tgt, d.src_lang, d.tgt_lang, d, config.train.seed,
                                training_names(d))
     if len(src) != len(train) or any(counts.values()):

@@ -255,6 +255,9 @@ def model_card(name: str, config, translator: Translator, training: dict, select
 def targets(config) -> str:
     """The card's note on where the training targets came from, when not the references."""
     d = config.data
+    if d.teacher and d.keep_references:
+        return (f"; each pair twice, with its reference and with the translation by "
+                f"`{d.teacher}` (sequence-level distillation, nmt/distill.py)")
     if d.teacher:
         return (f"; targets translated by `{d.teacher}` (sequence-level distillation, "
                 "nmt/distill.py)")

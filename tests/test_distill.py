@@ -32,6 +32,23 @@ def test_the_training_targets_are_the_teachers_translations(tmp_path, toy_corpus
     assert distilled_path(tmp_path, "en").read_text().splitlines() == expected
 
 
+def test_keep_references_trains_on_both_targets_of_each_source(tmp_path, toy_corpus_dir,
+                                                               trained_model_dir):
+    config = tiny_config(toy_corpus_dir, data=dict(teacher=str(trained_model_dir),
+                                                   keep_references=True))
+    _, train, _ = prepare_data(config, tmp_path, log=lambda *a, **k: None)
+    sources = load_split(config.data, "train")
+    distilled = distilled_path(tmp_path, "en").read_text().splitlines()
+    assert distilled != sources.tgt
+    assert train.src_text == sources.src + sources.src
+    assert train.tgt_text == sources.tgt + distilled
+
+
+def test_keep_references_needs_a_teacher(toy_corpus_dir):
+    with pytest.raises(ConfigError, match="data.keep_references .* needs data.teacher"):
+        validate(tiny_config(toy_corpus_dir, data=dict(keep_references=True)))
+
+
 def test_a_run_reads_its_distilled_targets_back_without_the_teacher(tmp_path, toy_corpus_dir,
                                                                     trained_model_dir, monkeypatch):
     config = teacher_config(toy_corpus_dir, trained_model_dir)
@@ -78,4 +95,7 @@ def test_the_model_card_says_where_the_targets_came_from(toy_corpus_dir):
 
     assert "`models/teacher` (sequence-level distillation" in targets(
         teacher_config(toy_corpus_dir, "models/teacher"))
+    assert "each pair twice, with its reference and with the translation by `models/teacher`" in \
+        targets(tiny_config(toy_corpus_dir, data=dict(teacher="models/teacher",
+                                                      keep_references=True)))
     assert targets(tiny_config(toy_corpus_dir)) == ""
