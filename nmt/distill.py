@@ -11,8 +11,8 @@ resumed run and ``nmt release`` read the very same targets, which exact resume n
 reference and with the teacher's translation (nmt/data.py puts the two sets one after the other).
 
 Why: the multilingual model (`models/transformer-multi30k`, 228 minutes of training over six
-directions) leads the bilingual de-en Transformer by 1.3 BLEU on test and is ahead of the RNN on
-every source length; a bilingual model has 45 minutes. Its translations of the 29,000 German
+directions) led the bilingual de-en Transformer trained on the references by 1.3 BLEU on test
+and was ahead of the RNN on every source length; a bilingual model has 45 minutes. Its translations of the 29,000 German
 captions take 2.5 minutes here, and they are easier targets than the references (one consistent
 way of saying each thing), which is what lets a small student within a fixed budget come close
 to its teacher. Keeping the references beside them gives the Transformer two targets per

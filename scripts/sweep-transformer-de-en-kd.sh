@@ -2,9 +2,9 @@
 # The distilled Transformer's val-only sweep (docs/TUNING.md, "Learning from the multilingual
 # model"): each setting trains to the config's train.max_steps (5,200 updates, what 45 minutes
 # on the 2 cores give), so each run stands for a release candidate. Targets are the multilingual
-# model's translations of the training captions (data/distilled/train.en, made by
-#   nmt translate --model models/transformer-multi30k --source de --target en
-# of train.de: the same file data.teacher makes), given as files so that no run distils again;
+# model's translations of the training captions (data/distilled/train.en, made below by
+# `nmt translate` of train.de: the same file data.teacher makes), given as files so that no run
+# distils again (for a GPU machine without models/, make them here and carry data/distilled);
 # "mix" trains on the references and the distilled targets together (data/distilled/mix.{de,en}:
 # train.de twice, the references then the distilled targets). Meant for a GPU, where several runs
 # share it; on a 2-core CPU pass JOBS=1 and expect 45 minutes per setting.
@@ -12,6 +12,17 @@
 # its 45 minutes gave); round 3 looks closer at dropout 0.1.
 #   bash scripts/sweep-transformer-de-en-kd.sh [ROUND] [JOBS]
 set -euo pipefail
+# The targets once, as files (2.5 minutes on 2 cores), not once per run.
+mkdir -p data/distilled
+if [ ! -s data/distilled/train.en ]; then
+  zcat data/multi30k/train.de.gz | nmt translate --model models/transformer-multi30k \
+    --source de --target en > data/distilled/train.en.part
+  mv data/distilled/train.en.part data/distilled/train.en
+fi
+if [ ! -s data/distilled/mix.en ]; then
+  (zcat data/multi30k/train.de.gz; zcat data/multi30k/train.de.gz) > data/distilled/mix.de
+  (zcat data/multi30k/train.en.gz; cat data/distilled/train.en) > data/distilled/mix.en
+fi
 kd="data.teacher= data.src_file=data/multi30k/train.de.gz data.tgt_file=data/distilled/train.en"
 mix="data.teacher= data.src_file=data/distilled/mix.de data.tgt_file=data/distilled/mix.en"
 sweep="python $(dirname "$0")/sweep.py --epochs 20 --jobs ${2:-10}"
