@@ -12,13 +12,13 @@ reference and with the teacher's translation (nmt/data.py puts the two sets one 
 
 Why: the multilingual model (`models/transformer-multi30k`, 228 minutes of training over six
 directions) led the bilingual de-en Transformer trained on the references by 1.3 BLEU on test
-and was ahead of the RNN on every source length; a bilingual model has 45 minutes. Its translations of the 29,000 German
-captions take 2.5 minutes here, and they are easier targets than the references (one consistent
-way of saying each thing), which is what lets a small student within a fixed budget come close
-to its teacher. Keeping the references beside them gives the Transformer two targets per
-source at no cost in updates, and was worth another 1.0 val BLEU to it within the same 5,200
-updates (0.4 less for the RNN, which stays on the distilled targets alone). docs/TUNING.md gives
-what each was worth.
+and was ahead of the RNN on every source length; a bilingual model has 45 minutes. Its
+translations of the 29,000 German captions take 2.5 minutes here, and they are easier targets
+than the references (one consistent way of saying each thing), which is what lets a small
+student within a fixed budget come close to its teacher. Keeping the references beside them
+gives the Transformer two targets per source at no cost in updates, and was worth another 1.0
+val BLEU to it within the same 5,200 updates (0.4 less for the RNN, which stays on the distilled
+targets alone). docs/TUNING.md gives what each was worth.
 """
 
 from __future__ import annotations
