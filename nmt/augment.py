@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 import re
 
+from nmt.casing import lowercase_inside_sentence
 from nmt.passthrough import PLACEHOLDERS
 
 # Connectives that join two captions into one sentence, per language; the first is the one the
@@ -30,12 +31,6 @@ JOINERS = {
     "en": (", and ", "; ", " and "),
     "fr": (", et ", "; ", " et "),
     "cs": (", a ", "; ", " a "),
-}
-# German words that start a caption and are lowercase inside a sentence.
-_FUNCTION_WORDS = {
-    "de": {"ein", "eine", "einer", "eines", "einem", "einen", "der", "die", "das", "den", "dem",
-           "des", "zwei", "drei", "vier", "fünf", "mehrere", "viele", "einige", "es", "er", "sie",
-           "auf", "in", "im", "an", "am", "mit", "zu", "nach", "bei", "von", "vor", "hinter"},
 }
 NUMBER_WORDS = {
     "de": ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun",
@@ -58,18 +53,10 @@ def join_clauses(sentences: list[str], lang: str, joiner: str) -> str:
         sentence = sentence.strip()
         if i < len(sentences) - 1:
             sentence = sentence.rstrip(_FINAL).rstrip()
-        if i > 0 and _lowercase_start(sentence.split(" ", 1)[0], lang):
+        if i > 0 and lowercase_inside_sentence(sentence.split(" ", 1)[0], lang):
             sentence = sentence[:1].lower() + sentence[1:]
         parts.append(sentence)
     return joiner.join(parts)
-
-
-def _lowercase_start(first: str, lang: str) -> bool:
-    """Whether a caption's first word is lowercase inside a sentence: in German only function
-    words (nouns keep their capital); elsewhere any capitalised word that is not an acronym."""
-    if lang == "de":
-        return first.lower() in _FUNCTION_WORDS["de"]
-    return first[:1].isupper() and first[1:] == first[1:].lower()
 
 
 def _numbers(text: str, lang: str) -> list[tuple[int, int, str]]:

@@ -16,6 +16,12 @@ import re
 # How much likelier (in nats of the unigram model) a spelling must be to replace the typed one.
 TRUECASE_MARGIN = 2.0
 _WORD = re.compile(r"[^\W\d_]+")
+# German words that start a caption and are lowercase inside a sentence.
+FUNCTION_WORDS = {
+    "de": {"ein", "eine", "einer", "eines", "einem", "einen", "der", "die", "das", "den", "dem",
+           "des", "zwei", "drei", "vier", "fünf", "mehrere", "viele", "einige", "es", "er", "sie",
+           "auf", "in", "im", "an", "am", "mit", "zu", "nach", "bei", "von", "vor", "hinter"},
+}
 
 
 def is_shouting(text: str, min_letters: int = 4) -> bool:
@@ -62,3 +68,12 @@ def truecase(text: str, score) -> str:
     if first is not None and text[:first.start()].strip() == "":
         text = text[:first.start()] + text[first.start()].upper() + text[first.start() + 1:]
     return text
+
+
+def lowercase_inside_sentence(first: str, lang: str) -> bool:
+    """Whether a sentence's first word is lowercase when the sentence goes inside another: in
+    German only function words (nouns keep their capital); elsewhere any capitalised word that
+    is not an acronym."""
+    if lang == "de":
+        return first.lower() in FUNCTION_WORDS["de"]
+    return first[:1].isupper() and first[1:] == first[1:].lower()

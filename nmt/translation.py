@@ -12,9 +12,19 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from nmt.casing import lowercase_inside_sentence
 from nmt.segment import join_sentences
 
 _CLAUSE = re.compile(r"[,;:]\s+")
+# Coordinating conjunctions, the same word at the same place in every language. A clause that
+# starts with one comes out of a caption-trained model without it ("und eine Frau sitzt" ->
+# "A woman sits"), so a split before one moves it into the separator, translated by this table.
+COORDINATORS = {
+    "de": ("und", "oder", "aber"),
+    "en": ("and", "or", "but"),
+    "fr": ("et", "ou", "mais"),
+    "cs": ("a", "nebo", "ale"),
+}
 
 
 @dataclass(frozen=True)
@@ -62,29 +72,55 @@ def halve(text: str) -> list[tuple[str, str]]:
     return [(text[:cut], text[cut]), (text[cut + 1:], "")]
 
 
-def split_clauses(text: str) -> list[tuple[str, str]] | None:
-    """Two clauses at the punctuation nearest the middle, or None when there is none."""
+def split_clauses(text: str, src_lang: str = "", tgt_lang: str = "") -> list[tuple[str, str]] | None:
+    """Two clauses at the punctuation nearest the middle, or None when there is none. A mark
+    followed by a coordinating conjunction is preferred (it joins two clauses, where a bare comma
+    may list nouns), and the conjunction goes into the separator, in the target language."""
     marks = list(_CLAUSE.finditer(text))
     if not marks:
         return None
+    words = COORDINATORS.get(src_lang, ()) if tgt_lang in COORDINATORS else ()
+    joining = [m for m in marks if _coordinator(text[m.end():], words) is not None]
     middle = len(text) // 2
-    mark = min(marks, key=lambda m: abs(m.start() - middle))
-    return [(text[:mark.start()], mark.group(0)), (text[mark.end():], "")]
+    mark = min(joining or marks, key=lambda m: abs(m.start() - middle))
+    index = _coordinator(text[mark.end():], words)
+    if index is None:
+        return [(text[:mark.start()], mark.group(0)), (text[mark.end():], "")]
+    rest = text[mark.end() + len(words[index]):].lstrip()
+    return [(text[:mark.start()], f"{mark.group(0)}{COORDINATORS[tgt_lang][index]} "), (rest, "")]
 
 
-def join_parts(parts: list[Translation], pieces: list[tuple[str, str]]) -> Translation:
-    """Translations of the pieces of one text, joined by the text's own separators; a clause
-    translated alone ends with a full stop that must not stand before the next one."""
-    trimmed = [
-        Translation(t.text.rstrip(".") if sep.strip() else t.text, t.score,
-                    [(a.rstrip(".") if sep.strip() else a, s) for a, s in t.alternatives],
-                    t.tokens)
-        for t, (_, sep) in zip(parts, pieces)]
+def _coordinator(clause: str, words: tuple[str, ...]) -> int | None:
+    """The index in ``words`` of the conjunction ``clause`` starts with (a word, then more)."""
+    first, _, rest = clause.partition(" ")
+    return words.index(first) if first in words and rest.strip() else None
+
+
+def join_parts(parts: list[Translation], pieces: list[tuple[str, str]],
+               tgt_lang: str = "") -> Translation:
+    """Translations of the pieces of one text, joined by the separators ``pieces`` give. A
+    clause translated alone ends with a full stop that must not stand before the next one, and
+    starts with the capital of a sentence, which inside one goes where its source piece starts
+    in lowercase (not "Anna")."""
+    trimmed = []
+    for i, (t, (source, sep)) in enumerate(zip(parts, pieces)):
+        inside = i > 0 and source[:1].islower()
+        trimmed.append(Translation(
+            _fit_piece(t.text, sep, inside, tgt_lang), t.score,
+            [(_fit_piece(a, sep, inside, tgt_lang), s) for a, s in t.alternatives], t.tokens))
     joined = join_translations(trimmed, pieces)
     if all(t.alignment is not None for t in parts):
         joined = dataclasses.replace(joined, alignment=stack_alignments(
             [t.alignment for t in parts]))
     return joined
+
+
+def _fit_piece(text: str, separator: str, inside: bool, tgt_lang: str) -> str:
+    text = text.rstrip(".") if separator.strip() else text
+    first = text.split(" ", 1)[0]
+    if inside and first and lowercase_inside_sentence(first, tgt_lang):
+        return text[:1].lower() + text[1:]
+    return text
 
 
 def stack_alignments(parts: list[Alignment]) -> Alignment:

@@ -234,7 +234,8 @@ class Translator:
         splits = {}
         if d.clause_split_tokens:
             for i, t in enumerate(texts):
-                if len(ids[i]) > d.clause_split_tokens and (parts := split_clauses(t)):
+                if len(ids[i]) > d.clause_split_tokens and (parts := split_clauses(t, self.src_lang,
+                                                                            self.tgt_lang)):
                     splits[i] = parts
         fits = [i for i, t in enumerate(texts)
                 if t and len(ids[i]) <= d.max_source_tokens and i not in splits]
@@ -249,7 +250,7 @@ class Translator:
             for i in fits:
                 if len(ids[i]) >= MIN_SPLIT_TOKENS and \
                         out[i].tokens < d.min_length_ratio * len(ids[i]):
-                    parts = split_clauses(texts[i])
+                    parts = split_clauses(texts[i], self.src_lang, self.tgt_lang)
                     if parts is not None:
                         splits[i] = parts
         if splits:
@@ -257,7 +258,7 @@ class Translator:
             done = self._translate_texts(flat, beam_size, n_best, depth + 1, attention)
             at = 0
             for i, parts in splits.items():
-                out[i] = join_parts(done[at:at + len(parts)], parts)
+                out[i] = join_parts(done[at:at + len(parts)], parts, self.tgt_lang)
                 at += len(parts)
         return out
 

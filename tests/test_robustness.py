@@ -160,6 +160,37 @@ def test_safety_net_pieces():
     assert joined.text == "A dog runs, a cat sits." and joined.score == -3.0
 
 
+def test_clause_split_prefers_a_coordinating_conjunction_and_translates_it():
+    text = "Ein Hund, eine Katze und ein Pferd stehen im Hof, und ein Mann sitzt."
+    # the list comma is nearer the middle, the one before "und" joins two clauses
+    assert split_clauses(text, "de", "en") == [
+        ("Ein Hund, eine Katze und ein Pferd stehen im Hof", ", and "), ("ein Mann sitzt.", "")]
+    assert split_clauses(text, "en", "fr")[0][1] == ", "  # "und" is no English conjunction
+    assert split_clauses("Ein Hund rennt, oder er sitzt.", "de", "cs") == [
+        ("Ein Hund rennt", ", nebo "), ("er sitzt.", "")]
+    assert split_clauses("Sie sagt, und", "de", "en") == [("Sie sagt", ", "), ("und", "")]
+
+
+def test_a_clause_inside_a_sentence_loses_the_capital_of_a_sentence_start():
+    def join(texts, sources, lang):
+        parts = [Translation(t, -1.0, [(t, -1.5)]) for t in texts]
+        return join_parts(parts, [(s, ", and " if i == 0 else "") for i, s in enumerate(sources)],
+                          lang)
+
+    joined = join(["A dog runs.", "A cat sits."], ["Ein Hund rennt", "eine Katze sitzt."], "en")
+    assert joined.text == "A dog runs, and a cat sits."
+    assert joined.alternatives[0][0] == "A dog runs, and a cat sits."
+    # a name (its source starts with a capital) and an acronym keep theirs
+    assert join(["A dog runs.", "Anna sits."], ["Ein Hund rennt", "Anna sitzt."],
+                "en").text == "A dog runs, and Anna sits."
+    assert join(["A dog runs.", "USA."], ["Ein Hund rennt", "usa."], "en").text.endswith("USA.")
+    # in German only a function word is lowered: nouns keep their capital
+    assert join(["Ein Hund.", "Eine Katze sitzt."], ["A dog", "a cat sits."],
+                "de").text == "Ein Hund, and eine Katze sitzt."
+    assert join(["Ein Hund.", "Katzen sitzen."], ["A dog", "cats sit."],
+                "de").text == "Ein Hund, and Katzen sitzen."
+
+
 def _words(text: str) -> set[str]:
     return set(text.lower().replace(".", "").split())
 
@@ -242,6 +273,8 @@ def test_long_sentences_are_translated_clause_by_clause_when_configured(trained_
     for reference in tgt:  # each clause's content is there
         assert set(re.findall(r"\w+", reference.lower())) - {"a", "the", "in"} <= words, output
     assert output.count(", ") >= len(src) - 1 and ".," not in output, output
+    # cut before "und", which goes into the separator as "and"; no clause starts a sentence
+    assert output.count(", and ") >= len(src) - 1 and not re.search(r", and [A-Z]", output), output
 
 
 def test_names_copied_with_a_letter_wrong_are_put_right():
