@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from nmt.casing import lowercase_inside_sentence
 from nmt.segment import join_sentences
@@ -43,6 +44,26 @@ class Alignment:
     src_tokens: list[str]
     tgt_tokens: list[str]
     weights: list[list[float]]  # (target tokens, source tokens)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A text and, when it is cut before translation, its pieces (as ``split_clauses`` and
+    ``halve`` give them) with each piece's own cut: a tree whose leaves are what the model reads."""
+
+    text: str
+    pieces: list[tuple[str, str]] = field(default_factory=list)
+    parts: list[Cut] = field(default_factory=list)
+
+    def leaves(self) -> list[str]:
+        return [leaf for part in self.parts for leaf in part.leaves()] if self.parts else [self.text]
+
+    def assemble(self, translations: Iterator[Translation], tgt_lang: str) -> Translation:
+        """The text's translation from its leaves' translations, taken in ``leaves`` order."""
+        if not self.parts:
+            return next(translations)
+        return join_parts([part.assemble(translations, tgt_lang) for part in self.parts],
+                          self.pieces, tgt_lang)
 
 
 def join_translations(part: list[Translation], pieces: list[tuple[str, str]]) -> Translation:

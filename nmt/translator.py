@@ -31,6 +31,7 @@ from nmt.target_vocabulary import TargetVocabulary, read_target_vocabularies
 from nmt.tokenizer import BOS_ID, PAD_ID, Tokenizer
 from nmt.translation import (
     Alignment,
+    Cut,
     Translation,
     halve,
     join_parts,
@@ -222,42 +223,58 @@ class Translator:
             text = truecase(text, self.tokenizer.log_prob)
         return Prepared(text.strip(), protected.spans, shouting)
 
+    def plan_cut(self, text: str, tokens: int) -> Cut:
+        """How a prepared text of ``tokens`` subwords is cut, decided by its source alone: over
+        ``decode.clause_split_tokens`` into clauses, over ``decode.max_source_tokens`` in halves,
+        each piece again while it is too long. Planned before any search so that the pieces of
+        every text go into one search pass (a pass per level of cutting cost 5-7% of plain test
+        with clause splits over 32 subwords)."""
+        d = self.config.decode
+        pieces = None
+        if d.clause_split_tokens and tokens > d.clause_split_tokens:
+            pieces = split_clauses(text, self.src_lang, self.tgt_lang)
+        if pieces is None and tokens > d.max_source_tokens:
+            pieces = halve(text)
+        if pieces is None:
+            return Cut(text)
+        lengths = [len(ids) for ids in self.encode_sources([piece for piece, _ in pieces])]
+        return Cut(text, pieces, [self.plan_cut(piece, n) for (piece, _), n in zip(pieces, lengths)])
+
     def _translate_texts(self, texts: list[str], beam_size: int | None, n_best: int,
                          depth: int, attention: bool = False) -> list[Translation]:
-        """Translations of prepared texts. A text longer than ``decode.clause_split_tokens`` is
-        translated clause by clause, one longer than the model should read at once is halved;
-        one whose translation is implausibly short (a model that stopped early) is split at the
-        clause boundary nearest its middle and its clauses translated apart."""
+        """Translations of prepared texts, each cut as ``plan_cut`` says and put back together."""
+        cuts = [self.plan_cut(text, len(ids)) for text, ids in zip(texts, self.encode_sources(texts))]
+        leaves = [leaf for cut in cuts for leaf in cut.leaves()]
+        done = iter(self._search_pieces(leaves, beam_size, n_best, depth, attention))
+        return [cut.assemble(done, self.tgt_lang) for cut in cuts]
+
+    def _search_pieces(self, texts: list[str], beam_size: int | None, n_best: int, depth: int,
+                       attention: bool) -> list[Translation]:
+        """Translations of texts that fit the model, in one search pass. One whose translation is
+        implausibly short (a model that stopped early) is split at the clause boundary nearest its
+        middle and its clauses translated apart, at most ``MAX_CLAUSE_SPLITS`` times over."""
         d = self.config.decode
         ids = self.encode_sources(texts)
         out = [Translation("", 0.0, []) for _ in texts]
-        splits = {}
-        if d.clause_split_tokens:
-            for i, t in enumerate(texts):
-                if len(ids[i]) > d.clause_split_tokens and (parts := split_clauses(t, self.src_lang,
-                                                                            self.tgt_lang)):
-                    splits[i] = parts
-        fits = [i for i, t in enumerate(texts)
-                if t and len(ids[i]) <= d.max_source_tokens and i not in splits]
+        fits = [i for i, t in enumerate(texts) if t]
         for i, h in zip(fits, self.search_ids([ids[i] for i in fits], beam_size, n_best)):
             decoded = self.tokenizer.decode([x.tokens for x in h])
             pairs = list(zip(decoded, (x.score for x in h)))
             aligned = self.align_ids(ids[i], h[0].tokens) if attention else None
             out[i] = Translation(pairs[0][0], pairs[0][1], pairs[1:], len(h[0].tokens), aligned)
-        splits |= {i: halve(texts[i]) for i, t in enumerate(texts)
-                   if t and len(ids[i]) > d.max_source_tokens and i not in splits}
+        retries = {}
         if depth < MAX_CLAUSE_SPLITS:
             for i in fits:
                 if len(ids[i]) >= MIN_SPLIT_TOKENS and \
                         out[i].tokens < d.min_length_ratio * len(ids[i]):
                     parts = split_clauses(texts[i], self.src_lang, self.tgt_lang)
                     if parts is not None:
-                        splits[i] = parts
-        if splits:
-            flat = [part for parts in splits.values() for part, _ in parts]
+                        retries[i] = parts
+        if retries:
+            flat = [part for parts in retries.values() for part, _ in parts]
             done = self._translate_texts(flat, beam_size, n_best, depth + 1, attention)
             at = 0
-            for i, parts in splits.items():
+            for i, parts in retries.items():
                 out[i] = join_parts(done[at:at + len(parts)], parts, self.tgt_lang)
                 at += len(parts)
         return out

@@ -12,7 +12,7 @@ from nmt.casing import is_shouting, shout
 from nmt.config import DataConfig
 from nmt.passthrough import PLACEHOLDERS, find_spans, protect, restore
 from nmt.robustness import build_sets, casing, score_set
-from nmt.translation import Translation, halve, join_parts, split_clauses
+from nmt.translation import Cut, Translation, halve, join_parts, split_clauses
 from nmt.translator import Translator
 
 
@@ -160,6 +160,14 @@ def test_safety_net_pieces():
     assert joined.text == "A dog runs, a cat sits." and joined.score == -3.0
 
 
+def test_a_cut_text_is_put_back_from_its_leaves_in_order():
+    inner = Cut("b, c", [("b", ", "), ("c", "")], [Cut("b"), Cut("c")])
+    cut = Cut("a; b, c", [("a", "; "), ("b, c", "")], [Cut("a"), inner])
+    assert cut.leaves() == ["a", "b", "c"] and Cut("x").leaves() == ["x"]
+    done = iter([Translation(t, -1.0, []) for t in ("A.", "B.", "C.")])
+    assert cut.assemble(done, "en").text == "A; b, c." and next(done, None) is None
+
+
 def test_clause_split_prefers_a_coordinating_conjunction_and_translates_it():
     text = "Ein Hund, eine Katze und ein Pferd stehen im Hof, und ein Mann sitzt."
     # the list comma is nearer the middle, the one before "und" joins two clauses
@@ -254,10 +262,12 @@ def test_long_sentences_are_translated_clause_by_clause_when_configured(trained_
     src, tgt = toy_corpus(6, seed=21)
     source = join_clauses(src, "de", ", und ")
     read: list[int] = []
+    passes: list[int] = []
     search = translator.search_ids
 
     def spy(ids, *args, **kwargs):
         read.extend(len(x) for x in ids)
+        passes.append(len(ids))
         return search(ids, *args, **kwargs)
 
     translator.search_ids = spy
@@ -265,10 +275,12 @@ def test_long_sentences_are_translated_clause_by_clause_when_configured(trained_
     translator.translate([source], beam_size=2)
     assert read == [whole]  # off by default: read whole
     read.clear()
+    passes.clear()
     translator.config = translator.config.replace(
         decode=replace(translator.config.decode, clause_split_tokens=12))
     output = translator.translate([source], beam_size=2)[0]
     assert len(read) >= 4 and max(read) <= 12 + 2, read
+    assert len(passes) == 1, passes  # cut first, all pieces searched together
     words = set(re.findall(r"\w+", output.lower()))
     for reference in tgt:  # each clause's content is there
         assert set(re.findall(r"\w+", reference.lower())) - {"a", "the", "in"} <= words, output
