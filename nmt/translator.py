@@ -214,9 +214,11 @@ class Translator:
                                                           for s in sentences])]
 
     def prepare(self, sentence: str) -> Prepared:
-        shouting = self.lower_capitals and is_shouting(sentence)
-        protected = protect(sentence) if self.pass_through and self.tokenizer.has_placeholders \
+        spans = protect(sentence)
+        protected = spans if self.pass_through and self.tokenizer.has_placeholders \
             else Protected(sentence, ())
+        # judged without the spans: a link or e-mail address keeps its lowercase in shouted text
+        shouting = self.lower_capitals and is_shouting(spans.text)
         text = protected.text.lower() if shouting else protected.text
         # (piece scores are log-probabilities only in a unigram vocabulary)
         if self.truecase and is_lowercase(text) and self.config.data.spm_model_type == "unigram":

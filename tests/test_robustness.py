@@ -246,9 +246,12 @@ def test_tiny_model_translates_past_its_longest_training_sentence(joined_model_d
 def test_translator_passes_spans_through_and_never_fails_on_length(trained_model_dir):
     translator = Translator.load(trained_model_dir)
     out = translator.translate(["Ein hund läuft im park 🐕 https://example.com/x.",
-                                "EIN HUND LÄUFT IM PARK.", "wort" * 400])
+                                "EIN HUND LÄUFT IM PARK.", "wort" * 400,
+                                "EIN HUND LÄUFT IM PARK, info@example.com"])
     assert "🐕" in out[0] and "https://example.com/x" in out[0] and "dog" in out[0]
     assert out[1] == out[1].upper() and "DOG" in out[1]
+    # shouted around an address in lowercase: still shouting, the address as typed
+    assert "DOG" in out[3] and "info@example.com" in out[3], out[3]
     assert out[2]  # 1,600 characters of one word: halved until it fits, never an error
     assert {w for w in LEXICON.values()} & _words(out[0])
 
