@@ -210,7 +210,8 @@ def render_robustness(robustness: dict, baseline: str) -> list[str]:
              "sentences into one (\", und \" / \", and \"), beside the same sentences translated one "
              "by one; *upper* / *lower* change the source's casing (BLEU lc: lowercased BLEU; "
              "caps: share of outputs in capitals); *pass* puts a token that must be copied "
-             "(number, date, price, code, link, e-mail, emoji, name) in source and reference.", "",
+             "(number, date, price, code, link, e-mail, emoji, name) in source and reference; "
+             "*upper-pass* does so in a source in capitals (all but names).", "",
              "| set | pairs | " + " | ".join(
                  f"{n} BLEU | {n} BLEU lc | {n} length ratio | {n} one by one | {n} copied / caps"
                  for n in names) + " |",
@@ -223,11 +224,14 @@ def render_robustness(robustness: dict, baseline: str) -> list[str]:
             cells.append(f"{fmt(r['bleu'])} | {fmt(r['bleu_lc'])} | {fmt(r['length_ratio'], 3)} | "
                          f"{fmt(r.get('one_by_one_bleu'))} | {extra}")
         lines.append(f"| {row['set']} | {row['pairs']} | " + " | ".join(cells) + " |")
+    def by_kind(name: str) -> dict:
+        return next(r for r in robustness[name]["sets"] if r["set"] == "pass")["copied_by_kind"]
+
     lines += ["", "Pass-through tokens copied exactly, by kind:", "",
-              "| system | " + " | ".join(robustness[names[0]]["sets"][-1]["copied_by_kind"]) + " |",
-              "|---" * (1 + len(robustness[names[0]]["sets"][-1]["copied_by_kind"])) + "|"]
+              "| system | " + " | ".join(by_kind(names[0])) + " |",
+              "|---" * (1 + len(by_kind(names[0]))) + "|"]
     for n in names:
-        kinds = robustness[n]["sets"][-1]["copied_by_kind"]
+        kinds = by_kind(n)
         lines.append(f"| {n} | " + " | ".join(fmt(v, 3) for v in kinds.values()) + " |")
     lines += ["", "### By source length (plain and joined sets pooled)", "",
               "![robustness](robustness.png)", "",

@@ -8,6 +8,8 @@
     pass         a token that must come out unchanged (number, date, price, code, link, e-mail
                  address, emoji, name) put in source and reference at the same place: the share
                  copied exactly, per kind, and BLEU;
+    upper-pass   the same in a source in capitals (the token as it is): a link in lowercase
+                 must not hide that the rest is shouted;
     by length    BLEU and length ratio of the plain and joined sets together, by source subwords,
                  up to 100+: the long-range comparison of the models.
 
@@ -55,18 +57,21 @@ def long_set(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str, k: in
                      groups=groups)
 
 
-def pass_set(src: list[str], tgt: list[str], seed: int = 0) -> RobustSet:
-    rng = random.Random(f"pass/{seed}")
-    kinds = list(PASS_THROUGH)
+def pass_set(src: list[str], tgt: list[str], seed: int = 0, upper: bool = False) -> RobustSet:
+    """``upper``: the source in capitals around its token, as typed by someone who shouts and
+    pastes a link (no names: a shouted name is in capitals too)."""
+    rng = random.Random(f"pass/{seed}" + ("/upper" if upper else ""))
+    kinds = [kind for kind in PASS_THROUGH if not (upper and kind == "name")]
     sources, references, tokens = [], [], []
     for i, (s, t) in enumerate(zip(src, tgt)):
         kind = kinds[i % len(kinds)]
         token = rng.choice(PASS_THROUGH[kind])
-        s, t = insert_span(s, t, token, rng.choice(("start", "end", "paren")))
+        s, t = insert_span(s.upper() if upper else s, t, token,
+                           rng.choice(("start", "end", "paren")))
         sources.append(s)
         references.append(t)
         tokens.append((kind, token))
-    return RobustSet("pass", sources, references, tokens=tokens)
+    return RobustSet("upper-pass" if upper else "pass", sources, references, tokens=tokens)
 
 
 def build_sets(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str,
@@ -76,7 +81,7 @@ def build_sets(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str,
             + [long_set(src, tgt, src_lang, tgt_lang, k) for k in LONG_KS]
             + [RobustSet("upper", [s.upper() for s in src], list(tgt)),
                RobustSet("lower", [s.lower() for s in src], list(tgt)),
-               pass_set(src, tgt, seed)])
+               pass_set(src, tgt, seed), pass_set(src, tgt, seed, upper=True)])
 
 
 def _bleu_and_ratio(hyps: list[str], refs: list[str], lowercase: bool = False) -> dict:
@@ -107,8 +112,9 @@ def score_set(robust: RobustSet, hyps: list[str], plain_hyps: list[str], tgt_lan
                       for g in robust.groups]
         apart = _bleu_and_ratio(one_by_one, robust.references)
         row.update(one_by_one_bleu=apart["bleu"], one_by_one_length_ratio=apart["length_ratio"])
-    if robust.name in ("upper", "lower"):
-        row.update(casing(hyps))
+    if robust.name in ("upper", "lower", "upper-pass"):  # the token keeps its own case
+        row.update(casing([h.replace(token, "") for h, (_, token) in zip(hyps, robust.tokens)]
+                          if robust.tokens else hyps))
     if robust.tokens:
         copied: dict[str, list[bool]] = {}
         for (kind, token), hyp in zip(robust.tokens, hyps):

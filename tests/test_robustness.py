@@ -34,6 +34,12 @@ def test_robustness_sets_are_built_from_the_split():
     assert {"number", "date", "price", "code", "url", "email", "emoji", "name"} <= kinds
     for (_, token), s, r in zip(passing.tokens, passing.sources, passing.references):
         assert token in s and token in r
+    shouted = sets["upper-pass"]
+    assert {kind for kind, _ in shouted.tokens} == kinds - {"name"}
+    for (_, token), s, r in zip(shouted.tokens, shouted.sources, shouted.references):
+        assert token in s and token in r and s.replace(token, "").isupper()
+    assert any(token.lower() == token and any(c.isalpha() for c in token)
+               for _, token in shouted.tokens)  # links in lowercase among them
 
 
 def test_scores_say_what_was_copied_and_how_cased():
@@ -43,6 +49,10 @@ def test_scores_say_what_was_copied_and_how_cased():
     assert score_set(passing, passing.references, tgt, "en")["copied"] == 1.0
     assert score_set(passing, dropped, tgt, "en")["copied"] == 0.0
     assert casing(["A DOG.", "A cat.", "the man."]) == {"all_caps": 0.333, "starts_upper": 0.667}
+    shouted = {s.name: s for s in build_sets(src, tgt, "de", "en")}["upper-pass"]
+    answers = [r.upper().replace(token.upper(), token) for (_, token), r in
+               zip(shouted.tokens, shouted.references)]  # in capitals, links as typed
+    assert score_set(shouted, answers, tgt, "en")["all_caps"] == 1.0
 
 
 def test_unseen_characters_survive_tokenization_and_digits_split(toy_tokenizer, tmp_path):
