@@ -52,11 +52,12 @@ class Cut:
     ``halve`` give them) with each piece's own cut: a tree whose leaves are what the model reads."""
 
     text: str
+    ids: list[int] = field(default_factory=list)  # the subwords the model reads, at a leaf
     pieces: list[tuple[str, str]] = field(default_factory=list)
     parts: list[Cut] = field(default_factory=list)
 
-    def leaves(self) -> list[str]:
-        return [leaf for part in self.parts for leaf in part.leaves()] if self.parts else [self.text]
+    def leaves(self) -> list[Cut]:
+        return [leaf for part in self.parts for leaf in part.leaves()] if self.parts else [self]
 
     def assemble(self, translations: Iterator[Translation], tgt_lang: str) -> Translation:
         """The text's translation from its leaves' translations, taken in ``leaves`` order."""

@@ -225,38 +225,39 @@ class Translator:
             text = truecase(text, self.tokenizer.log_prob)
         return Prepared(text.strip(), protected.spans, shouting)
 
-    def plan_cut(self, text: str, tokens: int) -> Cut:
-        """How a prepared text of ``tokens`` subwords is cut, decided by its source alone: over
+    def plan_cut(self, text: str, ids: list[int]) -> Cut:
+        """How a prepared text (``ids``: its subwords) is cut, decided by its source alone: over
         ``decode.clause_split_tokens`` into clauses, over ``decode.max_source_tokens`` in halves,
         each piece again while it is too long. Planned before any search so that the pieces of
         every text go into one search pass (a pass per level of cutting cost 5-7% of plain test
         with clause splits over 32 subwords)."""
         d = self.config.decode
         pieces = None
-        if d.clause_split_tokens and tokens > d.clause_split_tokens:
+        if d.clause_split_tokens and len(ids) > d.clause_split_tokens:
             pieces = split_clauses(text, self.src_lang, self.tgt_lang)
-        if pieces is None and tokens > d.max_source_tokens:
+        if pieces is None and len(ids) > d.max_source_tokens:
             pieces = halve(text)
         if pieces is None:
-            return Cut(text)
-        lengths = [len(ids) for ids in self.encode_sources([piece for piece, _ in pieces])]
-        return Cut(text, pieces, [self.plan_cut(piece, n) for (piece, _), n in zip(pieces, lengths)])
+            return Cut(text, ids)
+        encoded = self.encode_sources([piece for piece, _ in pieces])
+        return Cut(text, pieces=pieces, parts=[self.plan_cut(piece, piece_ids) for (piece, _),
+                                               piece_ids in zip(pieces, encoded)])
 
     def _translate_texts(self, texts: list[str], beam_size: int | None, n_best: int,
                          depth: int, attention: bool = False) -> list[Translation]:
         """Translations of prepared texts, each cut as ``plan_cut`` says and put back together."""
-        cuts = [self.plan_cut(text, len(ids)) for text, ids in zip(texts, self.encode_sources(texts))]
+        cuts = [self.plan_cut(text, ids) for text, ids in zip(texts, self.encode_sources(texts))]
         leaves = [leaf for cut in cuts for leaf in cut.leaves()]
-        done = iter(self._search_pieces(leaves, beam_size, n_best, depth, attention))
+        done = iter(self._search_pieces([leaf.text for leaf in leaves], [leaf.ids for leaf in leaves],
+                                        beam_size, n_best, depth, attention))
         return [cut.assemble(done, self.tgt_lang) for cut in cuts]
 
-    def _search_pieces(self, texts: list[str], beam_size: int | None, n_best: int, depth: int,
-                       attention: bool) -> list[Translation]:
+    def _search_pieces(self, texts: list[str], ids: list[list[int]], beam_size: int | None,
+                       n_best: int, depth: int, attention: bool) -> list[Translation]:
         """Translations of texts that fit the model, in one search pass. One whose translation is
         implausibly short (a model that stopped early) is split at the clause boundary nearest its
         middle and its clauses translated apart, at most ``MAX_CLAUSE_SPLITS`` times over."""
         d = self.config.decode
-        ids = self.encode_sources(texts)
         out = [Translation("", 0.0, []) for _ in texts]
         fits = [i for i, t in enumerate(texts) if t]
         for i, h in zip(fits, self.search_ids([ids[i] for i in fits], beam_size, n_best)):

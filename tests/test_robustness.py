@@ -171,9 +171,10 @@ def test_safety_net_pieces():
 
 
 def test_a_cut_text_is_put_back_from_its_leaves_in_order():
-    inner = Cut("b, c", [("b", ", "), ("c", "")], [Cut("b"), Cut("c")])
-    cut = Cut("a; b, c", [("a", "; "), ("b, c", "")], [Cut("a"), inner])
-    assert cut.leaves() == ["a", "b", "c"] and Cut("x").leaves() == ["x"]
+    inner = Cut("b, c", pieces=[("b", ", "), ("c", "")], parts=[Cut("b"), Cut("c")])
+    cut = Cut("a; b, c", pieces=[("a", "; "), ("b, c", "")], parts=[Cut("a"), inner])
+    assert [leaf.text for leaf in cut.leaves()] == ["a", "b", "c"]
+    assert [leaf.text for leaf in Cut("x").leaves()] == ["x"]
     done = iter([Translation(t, -1.0, []) for t in ("A.", "B.", "C.")])
     assert cut.assemble(done, "en").text == "A; b, c." and next(done, None) is None
 
