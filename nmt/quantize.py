@@ -32,28 +32,72 @@ if TYPE_CHECKING:
     from nmt.models.base import Seq2Seq
 
 
+def row_scales(x: torch.Tensor) -> torch.Tensor:
+    """s (N, 1) = max|x_i| / 127 for each row of x (N, K)."""
+    return x.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12) / 127
+
+
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """x (N, K) -> int8 q (N, K) and scales s (N, 1) with x ~= q * s, one scale per row."""
-    scale = x.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12) / 127
+    scale = row_scales(x)
     return (x / scale).round_().to(torch.int8), scale
 
 
+def _prepacked(weight: torch.Tensor):
+    """``weight`` (out, in) int8 in oneDNN's blocked layout for ``qlinear_pointwise``, or None
+    where this PyTorch build lacks the op (``torch._int_mm`` then gives the same sums)."""
+    try:
+        return torch.ops.onednn.qlinear_prepack(weight, None)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+# Where oneDNN's prepacked product is faster than ``torch._int_mm`` (which reorders the weights
+# on every call but starts faster), per layer, 1 and 2 threads of this CPU (int8 forward, us):
+# the output projection (4,030 x 256) from one row (93 against 129; 620 against 1,388 at 128
+# rows), 768 or 1,024 outputs from about 64 rows (118 against 149), 256 outputs not below 128.
+PACKED_ALWAYS_WEIGHTS = 1 << 20
+PACKED_FROM_OUTPUTS = 48 * 1024  # rows x outputs
+
+
 class Int8Linear(nn.Module):
-    """An nn.Linear with int8 weights and per-row int8 inputs (see the module docstring)."""
+    """An nn.Linear with int8 weights and per-row int8 inputs (see the module docstring).
+
+    Large products go through oneDNN with the weights reordered once into its blocked layout,
+    small ones through ``torch._int_mm`` (``PACKED_FROM_OUTPUTS``). Both sum exactly in int32
+    and are rescaled by the same passes, so a row gets the same values whichever one its batch's
+    size picks, the values of ``torch._int_mm`` alone."""
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
         weight, scale = quantize_rows(linear.weight.detach().float())
+        self._set(weight, scale.squeeze(1),
+                  None if linear.bias is None else linear.bias.detach().float())
+
+    def _set(self, weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
         self.register_buffer("weight", weight)  # (out, in) int8
-        self.register_buffer("scale", scale.squeeze(1))  # (out,)
-        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float())
-        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.register_buffer("scale", scale)  # (out,)
+        self.register_buffer("bias", bias)
+        # oneDNN's weight scales and zero points: 1 and 0, the sums come out as they are
+        self.register_buffer("unit_scales", torch.ones(len(scale)), persistent=False)
+        self.register_buffer("zero_points", torch.zeros(len(scale), dtype=torch.long),
+                             persistent=False)
+        self.packed = _prepacked(weight)
+        self.out_features, self.in_features = weight.shape
+        # oneDNN's product wins from this many rows (the output projection: from one row).
+        self.packed_from_rows = 1 if weight.numel() >= PACKED_ALWAYS_WEIGHTS else \
+            -(-PACKED_FROM_OUTPUTS // self.out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        q, row_scale = quantize_rows(x if x.dtype == torch.float32 else x.float())
-        y = torch._int_mm(q, self.weight.t()).float()  # (N, out): int32 sums, exact
+        if x.dtype != torch.float32:
+            x = x.float()
+        if self.packed is None or x.size(0) < self.packed_from_rows:
+            q, row_scale = quantize_rows(x)
+            y = torch._int_mm(q, self.weight.t()).float()  # (N, out): int32 sums, exact
+        else:
+            y, row_scale = self._packed_product(x)
         # In place, one factor at a time: torch.addcmul over (256, 8000) took 8 ms here, these
         # three passes 0.3 ms (bench: the output projection of a beam-4 step, 256 rows).
         y.mul_(row_scale).mul_(self.scale)
@@ -61,15 +105,29 @@ class Int8Linear(nn.Module):
             y.add_(self.bias)
         return y.view(*shape[:-1], self.out_features)
 
+    def _packed_product(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sums (sum_k q(x)_ik q(W)_jk) as floats, and s(x). Exact: below 2^24 in magnitude
+        (127 * 127 * 1,024), so each is the float ``torch._int_mm``'s int32 sum converts to; the
+        weight scales are applied after, as there, in the same order. A single row goes in as
+        uint8 with zero point 128 (the same sums): as int8 oneDNN took 6 ms for it, not 30 us."""
+        scale = row_scales(x)
+        q = (x / scale).round_()
+        if x.size(0) == 1:
+            q, zero_point = q.add_(128).to(torch.uint8), 128
+        else:
+            q, zero_point = q.to(torch.int8), 0
+        y = torch.ops.onednn.qlinear_pointwise(q, 1.0, zero_point, self.packed, self.unit_scales,
+                                               self.zero_points, None, 1.0, 0, torch.float32,
+                                               "none", [], "")
+        return y, scale
+
     def rows(self, ids: torch.Tensor) -> Int8Linear:
         """This layer restricted to the output rows ``ids``: the same int8 rows and scales, so
         each remaining output is bit for bit what the whole layer computes."""
         part = Int8Linear.__new__(Int8Linear)
         nn.Module.__init__(part)
-        part.register_buffer("weight", self.weight[ids].contiguous())
-        part.register_buffer("scale", self.scale[ids].contiguous())
-        part.register_buffer("bias", None if self.bias is None else self.bias[ids].contiguous())
-        part.in_features, part.out_features = self.in_features, len(ids)
+        part._set(self.weight[ids].contiguous(), self.scale[ids].contiguous(),
+                  None if self.bias is None else self.bias[ids].contiguous())
         return part
 
     def extra_repr(self) -> str:

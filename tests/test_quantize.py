@@ -50,3 +50,48 @@ def _vocab(model_dir) -> int:
     from nmt.tokenizer import Tokenizer
 
     return Tokenizer(model_dir / "spm.model").vocab_size
+
+
+@pytest.mark.parametrize("shape", [(256, 768), (1024, 256), (256, 4030)])
+def test_int8_linear_gives_the_same_values_on_either_product(shape):
+    """oneDNN's prepacked product serves large batches, torch._int_mm small ones: both sum
+    exactly and rescale in the same order, so a row's values cannot depend on which one the
+    size of its batch picked."""
+    torch.manual_seed(0)
+    layer = Int8Linear(torch.nn.Linear(*shape))
+    if layer.packed is None:
+        pytest.skip("this PyTorch build has no oneDNN int8 product (torch._int_mm serves all)")
+    for rows in (1, 2, 5, 64, 130):
+        x = torch.randn(rows, shape[0])
+        layer.packed_from_rows = 1
+        packed = layer(x)
+        layer.packed_from_rows = rows + 1
+        assert torch.equal(packed, layer(x))
+    layer.packed_from_rows = 1  # one row goes in as uint8 around 128: the same sums
+    assert torch.equal(layer(x[:1]), packed[:1])
+
+
+def test_int8_linear_without_onednn_is_the_same_layer(monkeypatch):
+    from nmt import quantize as quantize_module
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 4030)
+    x = torch.randn(70, 256)
+    expected = Int8Linear(linear)(x)
+    monkeypatch.setattr(quantize_module, "_prepacked", lambda weight: None)
+    fallback = Int8Linear(linear)
+    assert fallback.packed is None and torch.equal(fallback(x), expected)
+
+
+def test_int8_linear_computes_its_formula_exactly():
+    """(sum_k q(x)_ik q(W)_jk) * s(x)_i * s(W)_j + b_j in that order, whichever product runs:
+    a change of order moves the last bit, which was enough to turn one degenerate input's
+    translation from 79 subwords into a run to the length limit."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 4030)
+    layer = Int8Linear(linear)
+    for rows in (1, 3, 70):
+        x = torch.randn(rows, 256)
+        q, row_scale = quantize_rows(x)
+        expected = torch._int_mm(q, layer.weight.t()).float().mul_(row_scale).mul_(layer.scale)
+        assert torch.equal(layer(x), expected.add_(linear.bias.detach()))
