@@ -33,15 +33,17 @@ if TYPE_CHECKING:
     from nmt.models.base import Seq2Seq
 
 
-def row_scales(x: torch.Tensor) -> torch.Tensor:
-    """s (N, 1) = max|x_i| / 127 for each row of x (N, K)."""
-    return x.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12) / 127
+def rounded_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (N, K) -> q (N, K), integers from -127 to 127 still as floats, and scales s (N, 1) with
+    x ~= q * s, one scale per row."""
+    scale = x.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12) / 127
+    return (x / scale).round_(), scale
 
 
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """x (N, K) -> int8 q (N, K) and scales s (N, 1) with x ~= q * s, one scale per row."""
-    scale = row_scales(x)
-    return (x / scale).round_().to(torch.int8), scale
+    q, scale = rounded_rows(x)
+    return q.to(torch.int8), scale
 
 
 def _prepacked(weight: torch.Tensor):
@@ -111,8 +113,7 @@ class Int8Linear(nn.Module):
         (127 * 127 * 1,024), so each is the float ``torch._int_mm``'s int32 sum converts to; the
         weight scales are applied after, as there, in the same order. A single row goes in as
         uint8 with zero point 128 (the same sums): as int8 oneDNN took 6 ms for it, not 30 us."""
-        scale = row_scales(x)
-        q = (x / scale).round_()
+        q, scale = rounded_rows(x)
         if x.size(0) == 1:
             q, zero_point = q.add_(128).to(torch.uint8), 128
         else:
