@@ -205,6 +205,24 @@ def test_vectorised_search_equals_the_reference_at_the_length_limit(beam_size):
                                                     0.0, offset))
 
 
+@pytest.mark.parametrize("arch", MODELS)
+@pytest.mark.parametrize("share", [0.0, 0.25, 1.0])
+def test_greedy_equals_the_reference_however_late_finished_rows_are_dropped(arch, share,
+                                                                            monkeypatch):
+    """Finished rows decode on, writing nowhere, until they are ``COMPACT_SHARE`` of the batch:
+    dropped at once (0), at a quarter, or never (1). The hypotheses and scores are the
+    reference's in every case, limits that cut sentences at step 1 included."""
+    import nmt.search
+
+    monkeypatch.setattr(nmt.search, "COMPACT_SHARE", share)
+    torch.manual_seed(11)
+    model = build_model(MODELS[arch], 40).eval()
+    src, src_mask = random_batch(n=9)
+    for offset in (1, 3, 10):
+        assert_same_hypotheses(greedy_search(model, src, src_mask, 1.5, offset),
+                               reference_beam(model, src, src_mask, 1, 1, 0.6, 1.5, offset))
+
+
 def test_vectorised_search_equals_the_reference_when_eos_comes_first():
     """eos is the likeliest first token: most beams end at step 1."""
     table = {(): {EOS_ID: 0.7, A: 0.25, B: 0.05}, (A,): {EOS_ID: 0.6, C: 0.4}, (B,): {EOS_ID: 1.0},
