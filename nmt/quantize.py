@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from nmt.config import DEFAULT_PRECISION, PRECISIONS
-from nmt.models.attention import MultiHeadAttention
 
 if TYPE_CHECKING:
     from nmt.models.base import Seq2Seq
@@ -59,7 +58,7 @@ def _prepacked(weight: torch.Tensor):
 # on every call but starts faster), per layer, 1 and 2 threads of this CPU (int8 forward, us):
 # the output projection (4,030 x 256) from one row (93 against 129; 620 against 1,388 at 128
 # rows), 768 or 1,024 outputs from about 64 rows (118 against 149), 256 outputs not below 128.
-PACKED_ALWAYS_WEIGHTS = 1 << 20
+PACKED_ALWAYS_WEIGHTS = 1 << 19  # an output projection: the largest other layer has 2^18
 PACKED_FROM_OUTPUTS = 48 * 1024  # rows x outputs
 
 
@@ -145,9 +144,7 @@ def quantize(model: Seq2Seq, precision: str = DEFAULT_PRECISION) -> Seq2Seq:
     if precision == "none":
         return model
     model.untie_output()  # so the output projection is an nn.Linear that can be quantized too
-    for module in model.modules():
-        if isinstance(module, MultiHeadAttention):
-            module.fuse_projections()  # exact under per-row int8: same rows, same scales
+    model.fuse_projections()  # exact under per-row int8: the same rows, the same scales
     for parent in list(model.modules()):
         for name, child in parent.named_children():
             if type(child) is nn.Linear:

@@ -75,14 +75,23 @@ def test_padding_cannot_change_real_tokens():
 
 
 def test_fused_projections_equal_separate_ones():
+    """A self-attention fused for decoding computes Q, K, V as before, a cross-attention Q and
+    its memory's K, V; each drops the separate weights it no longer reads."""
+    import copy
+
     torch.manual_seed(0)
     mha = MultiHeadAttention(32, 4).eval()
     x, memory = torch.randn(2, 5, 32), torch.randn(2, 7, 32)
     mask = torch.ones(2, 1, 1, 7, dtype=torch.bool)
+    self_attn, cross_attn = copy.deepcopy(mha), copy.deepcopy(mha)
     with torch.no_grad():
-        before = [mha.project_qkv(x), mha.project_kv(memory), mha(x, x)[0], mha(x, memory, mask)[0]]
-        mha.fuse_projections()
-        after = [mha.project_qkv(x), mha.project_kv(memory), mha(x, x)[0], mha(x, memory, mask)[0]]
-    assert mha.w_qkv is not None and mha.w_kv is not None
-    for b, a in zip(before, after):
-        torch.testing.assert_close(a, b)
+        self_attn.fuse_projections(self_attention=True)
+        cross_attn.fuse_projections(self_attention=False)
+        pairs = [(self_attn.project_qkv(x), mha.project_qkv(x)),
+                 (self_attn(x, x)[0], mha(x, x)[0]),
+                 (cross_attn.project_kv(memory), mha.project_kv(memory)),
+                 (cross_attn(x, memory, mask)[0], mha(x, memory, mask)[0])]
+    assert self_attn.w_qkv is not None and self_attn.w_q is None and self_attn.w_kv is None
+    assert cross_attn.w_kv is not None and cross_attn.w_q is not None and cross_attn.w_k is None
+    for fused, separate in pairs:
+        torch.testing.assert_close(fused, separate)

@@ -58,14 +58,15 @@ class MultiHeadAttention(nn.Module):
         self.w_v = nn.Linear(d_model, d_model)  # W^V
         self.w_o = nn.Linear(d_model, d_model)  # W^O
         self.dropout = dropout
-        # Decoding only (``fuse_projections``): [W^Q W^K W^V] and [W^K W^V] as one product each.
+        # Decoding only (``fuse_projections``): [W^Q W^K W^V] or [W^K W^V] as one product.
         self.w_qkv: nn.Linear | None = None
         self.w_kv: nn.Linear | None = None
 
-    def fuse_projections(self) -> None:
-        """One (d, 3d) product for Q, K, V of self-attention and one (d, 2d) for K, V of a fixed
-        memory, instead of three and two small ones: a decoder step is dominated by per-call
-        overheads. For inference copies; the separate weights stay (the saved format)."""
+    def fuse_projections(self, self_attention: bool) -> None:
+        """For decoding copies: self-attention's Q, K, V as one (d, 3d) product, or a fixed
+        memory's K, V as one (d, 2d) product, instead of three or two small ones (a decoder step
+        is dominated by per-call overheads). The separate weights the fused one replaces are
+        dropped (a copy is not saved; training and checkpoints keep them)."""
 
         def stacked(*layers: nn.Linear) -> nn.Linear:
             fused = nn.Linear(layers[0].in_features, sum(layer.out_features for layer in layers))
@@ -73,8 +74,12 @@ class MultiHeadAttention(nn.Module):
             fused.bias = nn.Parameter(torch.cat([layer.bias.detach() for layer in layers]))
             return fused
 
-        self.w_qkv = stacked(self.w_q, self.w_k, self.w_v)
-        self.w_kv = stacked(self.w_k, self.w_v)
+        if self_attention:
+            self.w_qkv = stacked(self.w_q, self.w_k, self.w_v)
+            self.w_q = None
+        else:
+            self.w_kv = stacked(self.w_k, self.w_v)
+        self.w_k = self.w_v = None
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, d_model) -> (B, h, T, d_k)"""

@@ -75,5 +75,9 @@ class Seq2Seq(nn.Module):
             self.output = nn.Linear(dim, vocab_size, bias=False)
             self.output.weight = nn.Parameter(self.embed.weight.detach().clone())
 
+    def fuse_projections(self) -> None:
+        """For decoding copies: merge products that always run together into one (the
+        Transformer's attention projections); nothing to merge by default."""
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -41,7 +41,10 @@ class FeedForward(nn.Module):
         self.w_1, self.w_2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_2(F.relu(self.w_1(x)))
+        # ReLU in place on x W_1 + b_1, a fresh tensor no other operation needs (its gradient
+        # reads the ReLU's output): a decoding step's largest activation, allocated and written
+        # once instead of twice.
+        return self.w_2(F.relu(self.w_1(x), inplace=True))
 
 
 class Residual(nn.Module):
@@ -212,6 +215,13 @@ class Transformer(Seq2Seq):
             x = layer(x, src_attn_mask)
         x = self.encoder_norm(x)
         return TransformerMemory(src_attn_mask, self.cross_keys_values(x), x)
+
+    def fuse_projections(self) -> None:
+        for layer in self.encoder_layers:
+            layer.self_attn.fuse_projections(self_attention=True)
+        for layer in self.decoder_layers:
+            layer.self_attn.fuse_projections(self_attention=True)
+            layer.cross_attn.fuse_projections(self_attention=False)
 
     def cross_keys_values(self, encoder_out: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each decoder layer's cross-attention K and V over the encoder output, heads made
