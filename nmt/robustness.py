@@ -5,6 +5,8 @@
                  by one and joined the same way;
     upper, lower the source in capitals / lowercase: BLEU on lowercased text (was the content
                  translated?) and the casing of the output;
+    upper-word   the source in capitals but for one word typed as usual (its longest capitalised
+                 word after the first, a noun or a name): still shouted, as above;
     pass         a token that must come out unchanged (number, date, price, code, link, e-mail
                  address, emoji, name) put in source and reference at the same place: the share
                  copied exactly, per kind, and BLEU;
@@ -57,6 +59,16 @@ def long_set(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str, k: in
                      groups=groups)
 
 
+def upper_word_set(src: list[str], tgt: list[str]) -> RobustSet:
+    sources = []
+    for sentence in src:
+        words = sentence.split(" ")
+        capitalised = [i for i, w in enumerate(words) if i > 0 and w[:1].isupper()]
+        kept = max(capitalised, key=lambda i: len(words[i]), default=None)
+        sources.append(" ".join(w if i == kept else w.upper() for i, w in enumerate(words)))
+    return RobustSet("upper-word", sources, list(tgt))
+
+
 def pass_set(src: list[str], tgt: list[str], seed: int = 0, upper: bool = False) -> RobustSet:
     """``upper``: the source in capitals around its token, as typed by someone who shouts and
     pastes a link (no names: a shouted name is in capitals too)."""
@@ -79,7 +91,7 @@ def build_sets(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str,
     """The plain split and every robustness set made from it."""
     return ([RobustSet("plain", list(src), list(tgt))]
             + [long_set(src, tgt, src_lang, tgt_lang, k) for k in LONG_KS]
-            + [RobustSet("upper", [s.upper() for s in src], list(tgt)),
+            + [RobustSet("upper", [s.upper() for s in src], list(tgt)), upper_word_set(src, tgt),
                RobustSet("lower", [s.lower() for s in src], list(tgt)),
                pass_set(src, tgt, seed), pass_set(src, tgt, seed, upper=True)])
 
@@ -112,7 +124,7 @@ def score_set(robust: RobustSet, hyps: list[str], plain_hyps: list[str], tgt_lan
                       for g in robust.groups]
         apart = _bleu_and_ratio(one_by_one, robust.references)
         row.update(one_by_one_bleu=apart["bleu"], one_by_one_length_ratio=apart["length_ratio"])
-    if robust.name in ("upper", "lower", "upper-pass"):  # the token keeps its own case
+    if robust.name in ("upper", "upper-word", "lower", "upper-pass"):  # the token keeps its own case
         row.update(casing([h.replace(token, "") for h, (_, token) in zip(hyps, robust.tokens)]
                           if robust.tokens else hyps))
     if robust.tokens:

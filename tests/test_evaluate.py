@@ -50,8 +50,8 @@ def test_report_has_the_robustness_sets(report):
     data = json.loads((report / "report.json").read_text())
     robust = data["robustness"]["best"]  # models only: a hypothesis file has no robustness sets
     names = [row["set"] for row in robust["sets"]]
-    assert names == ["plain", "long-2", "long-3", "long-4", "long-6", "upper", "lower", "pass",
-                     "upper-pass"]
+    assert names == ["plain", "long-2", "long-3", "long-4", "long-6", "upper", "upper-word",
+                     "lower", "pass", "upper-pass"]
     long3 = robust["sets"][2]
     assert long3["pairs"] == data["sentences"] // 3 and "one_by_one_bleu" in long3
     assert 0 <= robust["sets"][-1]["copied"] <= 1 and "emoji" in robust["sets"][-1]["copied_by_kind"]
