@@ -27,20 +27,21 @@ FUNCTION_WORDS = {
 }
 
 
-# The share of a sentence's words typed in capitals that makes it shouted (words of two or more
-# letters): a name typed as usual among them does not make it otherwise, an acronym or two in a
-# sentence does not make it shouted.
+# The share of a sentence's words typed in capitals that makes it shouted (words with two or
+# more cased letters, "Hotdog-Stand" one word): a name typed as usual among them does not make it
+# otherwise, an acronym or two in a sentence does not make it shouted.
 SHOUTED_WORDS = 0.75
 
 
 def is_shouting(text: str, min_letters: int = 4) -> bool:
-    """Typed in capitals: enough capital letters to be more than an acronym, and at least
-    ``SHOUTED_WORDS`` of the words in capitals ("EIN HUND NAMENS Max RENNT" is shouted)."""
+    """Typed in capitals: enough capital letters to be more than an acronym, and all words but
+    one, or at least ``SHOUTED_WORDS`` of them, in capitals ("EIN HUND NAMENS Max RENNT")."""
     letters = [c for c in text if c.isalpha() and c.lower() != c.upper()]
     if sum(c.isupper() for c in letters) < min_letters:
         return False
-    words = [w for w in _WORD.findall(text) if len(w) >= 2 and w.lower() != w.upper()]
-    return sum(w.isupper() for w in words) >= SHOUTED_WORDS * len(words)
+    words = [w for w in text.split() if sum(c.lower() != c.upper() for c in w) >= 2]
+    shouted = sum(w.isupper() for w in words)
+    return shouted >= max(len(words) - 1, 1) or shouted >= SHOUTED_WORDS * len(words)
 
 
 def shout(text: str, spans: tuple[str, ...] = ()) -> str:

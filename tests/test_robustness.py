@@ -32,6 +32,7 @@ def test_robustness_sets_are_built_from_the_split():
     for typed, mixed in zip(src, sets["upper-word"].sources):  # capitals, one word as typed
         kept = [w for w in mixed.split(" ") if w != w.upper()]
         assert mixed.upper() == typed.upper() and len(kept) <= 1 and set(kept) <= set(typed.split(" "))
+        assert is_shouting(mixed) or sum(c.isupper() for c in mixed) < 4
     passing = sets["pass"]
     kinds = {kind for kind, _ in passing.tokens}
     assert {"number", "date", "price", "code", "url", "email", "emoji", "name"} <= kinds
@@ -163,6 +164,8 @@ def test_shouting_is_lowered_and_answered_in_capitals():
     # capitals as single letters: val's upper-word set went from 0.8 to 44.6 BLEU with this)
     assert is_shouting("EIN HUND NAMENS Max RENNT DURCH DEN SCHNEE.")
     assert is_shouting("EINE FRAU MIT Sonnenbrille.") and not is_shouting("Eine Frau MIT BRILLE.")
+    assert is_shouting("EIN MANN ARBEITET AN EINEM Hotdog-Stand.")  # one word, hyphens and all
+    assert is_shouting("EIN Mann BOXT") and not is_shouting("Ein Auto von BMW.")
     assert shout("a dog at https://Example.com runs.", ("https://Example.com",)) == \
         "A DOG AT https://Example.com RUNS."
 
