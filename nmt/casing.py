@@ -33,13 +33,17 @@ FUNCTION_WORDS = {
 SHOUTED_WORDS = 0.75
 
 
+def cased_letters(text: str) -> list[str]:
+    """The letters of ``text`` that have a capital and a small form."""
+    return [c for c in text if c.isalpha() and c.lower() != c.upper()]
+
+
 def is_shouting(text: str, min_letters: int = 4) -> bool:
     """Typed in capitals: enough capital letters to be more than an acronym, and all words but
     one, or at least ``SHOUTED_WORDS`` of them, in capitals ("EIN HUND NAMENS Max RENNT")."""
-    letters = [c for c in text if c.isalpha() and c.lower() != c.upper()]
-    if sum(c.isupper() for c in letters) < min_letters:
+    if sum(c.isupper() for c in cased_letters(text)) < min_letters:
         return False
-    words = [w for w in text.split() if sum(c.lower() != c.upper() for c in w) >= 2]
+    words = [w for w in text.split() if len(cased_letters(w)) >= 2]
     shouted = sum(w.isupper() for w in words)
     return shouted >= max(len(words) - 1, 1) or shouted >= SHOUTED_WORDS * len(words)
 
@@ -59,7 +63,7 @@ def shout(text: str, spans: tuple[str, ...] = ()) -> str:
 
 
 def is_lowercase(text: str, min_letters: int = 4) -> bool:
-    letters = [c for c in text if c.isalpha() and c.lower() != c.upper()]
+    letters = cased_letters(text)
     return len(letters) >= min_letters and all(c.islower() for c in letters)
 
 

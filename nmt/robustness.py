@@ -24,6 +24,7 @@ import random
 from dataclasses import dataclass, field
 
 from nmt.augment import JOINERS, insert_span, join_clauses
+from nmt.casing import cased_letters
 from nmt.scoring import bleu
 
 LONG_KS = (2, 3, 4, 6)
@@ -107,7 +108,7 @@ def _bleu_and_ratio(hyps: list[str], refs: list[str], lowercase: bool = False) -
 
 def casing(hyps: list[str]) -> dict:
     """Shares of outputs in capitals, and starting with a capital letter."""
-    letters = [[c for c in h if c.isalpha() and c.lower() != c.upper()] for h in hyps]
+    letters = [cased_letters(h) for h in hyps]
     cased = [ls for ls in letters if ls]
     n = max(len(cased), 1)
     return {"all_caps": round(sum(all(c.isupper() for c in ls) for ls in cased) / n, 3),
