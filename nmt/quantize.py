@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from nmt import kernels
 from nmt.config import DEFAULT_PRECISION, PRECISIONS
 
 if TYPE_CHECKING:
@@ -95,32 +96,35 @@ class Int8Linear(nn.Module):
         x = x.reshape(-1, shape[-1])
         if x.dtype != torch.float32:
             x = x.float()
-        if self.packed is None or x.size(0) < self.packed_from_rows:
-            q, row_scale = quantize_rows(x)
-            y = torch._int_mm(q, self.weight.t()).float()  # (N, out): int32 sums, exact
+        packed = self.packed is not None and x.size(0) >= self.packed_from_rows
+        # One row goes to oneDNN as uint8 with zero point 128 (the same sums): as int8 oneDNN
+        # took 6 ms for it, not 30 us.
+        zero_point = 128 if packed and x.size(0) == 1 else 0
+        native = kernels.load() if x.device.type == "cpu" else None
+        if native is not None:
+            q, row_scale = kernels.quantize_rows(native, x.contiguous(), zero_point)
         else:
-            y, row_scale = self._packed_product(x)
-        # In place, one factor at a time: torch.addcmul over (256, 8000) took 8 ms here, these
-        # three passes 0.3 ms (bench: the output projection of a beam-4 step, 256 rows).
-        y.mul_(row_scale).mul_(self.scale)
-        if self.bias is not None:
-            y.add_(self.bias)
+            q, row_scale = rounded_rows(x)
+            q = q.add_(128).to(torch.uint8) if zero_point else q.to(torch.int8)
+        if packed:  # float sums, exact: below 2^24 in magnitude (127 * 127 * 1,024)
+            sums = torch.ops.onednn.qlinear_pointwise(
+                q, 1.0, zero_point, self.packed, self.unit_scales, self.zero_points, None, 1.0, 0,
+                torch.float32, "none", [], "")
+        else:
+            sums = torch._int_mm(q, self.weight.t())  # (N, out): int32 sums, exact
+        if native is not None:
+            y = kernels.rescale(native, sums, row_scale, self.scale, self.bias)
+        else:
+            y = self.rescale(sums, row_scale)
         return y.view(*shape[:-1], self.out_features)
 
-    def _packed_product(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The sums (sum_k q(x)_ik q(W)_jk) as floats, and s(x). Exact: below 2^24 in magnitude
-        (127 * 127 * 1,024), so each is the float ``torch._int_mm``'s int32 sum converts to; the
-        weight scales are applied after, as there, in the same order. A single row goes in as
-        uint8 with zero point 128 (the same sums): as int8 oneDNN took 6 ms for it, not 30 us."""
-        q, scale = rounded_rows(x)
-        if x.size(0) == 1:
-            q, zero_point = q.add_(128).to(torch.uint8), 128
-        else:
-            q, zero_point = q.to(torch.int8), 0
-        y = torch.ops.onednn.qlinear_pointwise(q, 1.0, zero_point, self.packed, self.unit_scales,
-                                               self.zero_points, None, 1.0, 0, torch.float32,
-                                               "none", [], "")
-        return y, scale
+    def rescale(self, sums: torch.Tensor, row_scale: torch.Tensor) -> torch.Tensor:
+        """sums * s(x) * s(W) + b, one factor at a time, in place: torch.addcmul over
+        (256, 8000) took 8 ms here, these passes 0.3 ms (the output projection of a beam-4
+        step, 256 rows). The order is the formula's whichever product ran, so a row's values
+        do not depend on the size of its batch."""
+        y = sums.float().mul_(row_scale).mul_(self.scale)
+        return y if self.bias is None else y.add_(self.bias)
 
     def rows(self, ids: torch.Tensor) -> Int8Linear:
         """This layer restricted to the output rows ``ids``: the same int8 rows and scales, so
@@ -143,6 +147,7 @@ def quantize(model: Seq2Seq, precision: str = DEFAULT_PRECISION) -> Seq2Seq:
     model.eval()
     if precision == "none":
         return model
+    kernels.load()  # built now (about a second, once per machine), not in the first request
     model.untie_output()  # so the output projection is an nn.Linear that can be quantized too
     model.fuse_projections()  # exact under per-row int8: the same rows, the same scales
     for parent in list(model.modules()):
