@@ -31,6 +31,10 @@ FUNCTION_WORDS = {
 # more cased letters, "Hotdog-Stand" one word): a name typed as usual among them does not make it
 # otherwise, an acronym or two in a sentence does not make it shouted.
 SHOUTED_WORDS = 0.75
+# Capitals inside a sentence that is not shouted: a run of this many words, with this many
+# capitals, is emphasis (lowered for the model), fewer an acronym or two (kept).
+SHOUTED_RUN_WORDS = 2
+SHOUTED_RUN_LETTERS = 6
 
 
 def cased_letters(text: str) -> list[str]:
@@ -67,9 +71,9 @@ def is_lowercase(text: str, min_letters: int = 4) -> bool:
     return len(letters) >= min_letters and all(c.islower() for c in letters)
 
 
-def truecase(text: str, score) -> str:
-    """Each word of an all-lowercase ``text`` in its likeliest spelling: as typed, capitalised,
-    or with "ss" as "ß"; ``score(word)`` is the vocabulary's log-probability of a spelling."""
+def truecase_words(text: str, score) -> str:
+    """Each word of lowercase ``text`` in its likeliest spelling: as typed, capitalised, or with
+    "ss" as "ß"; ``score(word)`` is the vocabulary's log-probability of a spelling."""
     def best(match: re.Match) -> str:
         word = match.group(0)
         variants = {word, word.capitalize()}
@@ -81,11 +85,52 @@ def truecase(text: str, score) -> str:
             if score(variant) > value:
                 choice, value = variant, score(variant)
         return choice
-    text = _WORD.sub(best, text)
+
+    return _WORD.sub(best, text)
+
+
+def _capitalize_start(text: str) -> str:
     first = _WORD.search(text)  # a sentence starts with a capital, as every caption does
     if first is not None and text[:first.start()].strip() == "":
         text = text[:first.start()] + text[first.start()].upper() + text[first.start() + 1:]
     return text
+
+
+def truecase(text: str, score) -> str:
+    """An all-lowercase ``text`` truecased word by word (``truecase_words``), its first letter a
+    capital."""
+    return _capitalize_start(truecase_words(text, score))
+
+
+_QUOTES = "\"'„“”‚‘’«»‹›"
+
+
+def _quoted(run: list[str]) -> bool:
+    """A run in quotation marks is text quoted as written, a sign's "MAKE SOME NOISE": kept."""
+    return run[0][0] in _QUOTES or run[-1].rstrip(".,;:!?")[-1:] in _QUOTES
+
+
+def lower_shouted_runs(text: str, score) -> str:
+    """``text`` with each run of words typed in capitals inside it (``SHOUTED_RUN_WORDS`` or more
+    in a row, ``SHOUTED_RUN_LETTERS`` capitals or more) truecased: "Ein Mann FÄHRT FAHRRAD" as
+    "Ein Mann fährt Fahrrad". Read as typed, the model copied such runs untranslated; an acronym
+    or two ("die USA und die EU", "USA EU") and a run in quotation marks stay as they are."""
+    parts = re.split(r"(\s+)", text)  # words at even places, the spacing between at odd
+    capital = [i % 2 == 0 and len(cased_letters(p)) >= 2 and p.isupper() for i, p in enumerate(parts)]
+    i = 0
+    while i < len(parts):
+        end = i
+        while end < len(parts) and capital[end]:
+            end += 2
+        run = parts[i:end:2]
+        if len(run) >= SHOUTED_RUN_WORDS and not _quoted(run) and \
+                sum(len(cased_letters(w)) for w in run) >= SHOUTED_RUN_LETTERS:
+            for at in range(i, end, 2):
+                parts[at] = truecase_words(parts[at].lower(), score)
+            if "".join(parts[:i]).strip() == "":
+                parts[i] = _capitalize_start(parts[i])
+        i = max(end, i + 2)
+    return "".join(parts)
 
 
 def lowercase_inside_sentence(first: str, lang: str) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from nmt.batching import encode_source, pad
-from nmt.casing import is_lowercase, is_shouting, shout, truecase
+from nmt.casing import is_lowercase, is_shouting, lower_shouted_runs, shout, truecase
 from nmt.checkpoint import load_weights, read_model_config
 from nmt.config import DEFAULT_PRECISION, Config, directions
 from nmt.errors import NmtError
@@ -221,7 +221,10 @@ class Translator:
         shouting = self.lower_capitals and is_shouting(spans.text)
         text = protected.text.lower() if shouting else protected.text
         # (piece scores are log-probabilities only in a unigram vocabulary)
-        if self.truecase and is_lowercase(text) and self.config.data.spm_model_type == "unigram":
+        unigram = self.truecase and self.config.data.spm_model_type == "unigram"
+        if self.lower_capitals and not shouting:
+            text = lower_shouted_runs(text, self.tokenizer.log_prob if unigram else lambda _: 0.0)
+        if unigram and is_lowercase(text):
             text = truecase(text, self.tokenizer.log_prob)
         return Prepared(text.strip(), protected.spans, shouting)
 

@@ -170,6 +170,21 @@ def test_shouting_is_lowered_and_answered_in_capitals():
         "A DOG AT https://Example.com RUNS."
 
 
+def test_runs_of_capitals_inside_a_sentence_are_truecased_acronyms_and_quotes_kept():
+    from nmt.casing import lower_shouted_runs
+
+    scores = {"Mann": -6.0, "mann": -12.0, "Fahrrad": -7.0, "fahrrad": -12.0, "Brille": -7.0}
+    score = lambda w: scores.get(w, -20.0)  # noqa: E731
+    assert lower_shouted_runs("Ein Mann FÄHRT FAHRRAD am Sonntag.", score) == \
+        "Ein Mann fährt Fahrrad am Sonntag."
+    assert lower_shouted_runs("EIN MANN fährt Fahrrad für 12,50 €.", score) == \
+        "Ein Mann fährt Fahrrad für 12,50 €."  # a run that starts the sentence: its capital
+    assert lower_shouted_runs("Eine Frau  MIT BRILLE.", score) == "Eine Frau  mit Brille."
+    for kept in ("Die USA und die EU.", "Ein Auto von BMW.", "USA EU", "Ein BMW X5 ABC.",
+                 "Ein Schild: „MAKE SOME NOISE“.", 'Ein Hemd mit "AIDS WALK" darauf.', ""):
+        assert lower_shouted_runs(kept, score) == kept
+
+
 def test_safety_net_pieces():
     assert halve("eins zwei drei vier") == [("eins zwei", " "), ("drei vier", "")]
     assert halve("x" * 10) == [("x" * 5, ""), ("x" * 5, "")]
