@@ -42,13 +42,18 @@ def cased_letters(text: str) -> list[str]:
     return [c for c in text if c.isalpha() and c.lower() != c.upper()]
 
 
+def in_capitals(word: str) -> bool:
+    """A word typed in capitals: two or more cased letters, all capitals ("EU", not "X5")."""
+    return word.isupper() and len(cased_letters(word)) >= 2
+
+
 def is_shouting(text: str, min_letters: int = 4) -> bool:
     """Typed in capitals: enough capital letters to be more than an acronym, and all words but
     one, or at least ``SHOUTED_WORDS`` of them, in capitals ("EIN HUND NAMENS Max RENNT")."""
     if sum(c.isupper() for c in cased_letters(text)) < min_letters:
         return False
     words = [w for w in text.split() if len(cased_letters(w)) >= 2]
-    shouted = sum(w.isupper() for w in words)
+    shouted = sum(in_capitals(w) for w in words)
     return shouted >= max(len(words) - 1, 1) or shouted >= SHOUTED_WORDS * len(words)
 
 
@@ -116,7 +121,7 @@ def lower_shouted_runs(text: str, score) -> str:
     "Ein Mann fährt Fahrrad". Read as typed, the model copied such runs untranslated; an acronym
     or two ("die USA und die EU", "USA EU") and a run in quotation marks stay as they are."""
     parts = re.split(r"(\s+)", text)  # words at even places, the spacing between at odd
-    capital = [i % 2 == 0 and len(cased_letters(p)) >= 2 and p.isupper() for i, p in enumerate(parts)]
+    capital = [i % 2 == 0 and in_capitals(p) for i, p in enumerate(parts)]
     i = 0
     while i < len(parts):
         end = i

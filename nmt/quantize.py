@@ -33,17 +33,12 @@ if TYPE_CHECKING:
     from nmt.models.base import Seq2Seq
 
 
-def rounded_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x (N, K) -> q (N, K), integers from -127 to 127 still as floats, and scales s (N, 1) with
-    x ~= q * s, one scale per row."""
+def quantize_rows(x: torch.Tensor, zero_point: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (N, K) -> q (N, K) and scales s (N, 1) with x ~= q * s, one scale per row: q int8, or
+    uint8 around ``zero_point`` 128. The reference ``nmt.kernels.quantize_rows`` computes in C."""
     scale = x.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12) / 127
-    return (x / scale).round_(), scale
-
-
-def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x (N, K) -> int8 q (N, K) and scales s (N, 1) with x ~= q * s, one scale per row."""
-    q, scale = rounded_rows(x)
-    return q.to(torch.int8), scale
+    q = (x / scale).round_()
+    return (q.add_(128).to(torch.uint8) if zero_point else q.to(torch.int8)), scale
 
 
 def _prepacked(weight: torch.Tensor):
@@ -101,21 +96,16 @@ class Int8Linear(nn.Module):
         # took 6 ms for it, not 30 us.
         zero_point = 128 if packed and x.size(0) == 1 else 0
         native = kernels.load() if x.device.type == "cpu" else None
-        if native is not None:
-            q, row_scale = kernels.quantize_rows(native, x.contiguous(), zero_point)
-        else:
-            q, row_scale = rounded_rows(x)
-            q = q.add_(128).to(torch.uint8) if zero_point else q.to(torch.int8)
+        q, row_scale = quantize_rows(x, zero_point) if native is None else \
+            kernels.quantize_rows(native, x.contiguous(), zero_point)
         if packed:  # float sums, exact: below 2^24 in magnitude (127 * 127 * 1,024)
             sums = torch.ops.onednn.qlinear_pointwise(
                 q, 1.0, zero_point, self.packed, self.unit_scales, self.zero_points, None, 1.0, 0,
                 torch.float32, "none", [], "")
         else:
             sums = torch._int_mm(q, self.weight.t())  # (N, out): int32 sums, exact
-        if native is not None:
-            y = kernels.rescale(native, sums, row_scale, self.scale, self.bias)
-        else:
-            y = self.rescale(sums, row_scale)
+        y = self.rescale(sums, row_scale) if native is None else \
+            kernels.rescale(native, sums, row_scale, self.scale, self.bias)
         return y.view(*shape[:-1], self.out_features)
 
     def rescale(self, sums: torch.Tensor, row_scale: torch.Tensor) -> torch.Tensor:
