@@ -61,10 +61,11 @@ PACKED_FROM_OUTPUTS = 48 * 1024  # rows x outputs
 class Int8Linear(nn.Module):
     """An nn.Linear with int8 weights and per-row int8 inputs (see the module docstring).
 
-    Large products go through oneDNN with the weights reordered once into its blocked layout,
-    small ones through ``torch._int_mm`` (``PACKED_FROM_OUTPUTS``). Both sum exactly in int32
-    and are rescaled by the same passes, so a row gets the same values whichever one its batch's
-    size picks, the values of ``torch._int_mm`` alone."""
+    Where the C kernels run on a CPU with AVX-512 VNNI, the whole layer is one call
+    (``nmt/kernels/int8_product.c``). Otherwise large products go through oneDNN with the
+    weights reordered once into its blocked layout, small ones through ``torch._int_mm``
+    (``PACKED_FROM_OUTPUTS``). All sum exactly in int32 and rescale in the same order, so a row
+    gets the same values whichever one runs, the values of ``torch._int_mm`` alone."""
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
@@ -81,6 +82,8 @@ class Int8Linear(nn.Module):
         self.register_buffer("zero_points", torch.zeros(len(scale), dtype=torch.long),
                              persistent=False)
         self.packed = _prepacked(weight)
+        native = kernels.load()
+        self.native = None if native is None else kernels.pack_weights(native, weight)
         self.out_features, self.in_features = weight.shape
         # oneDNN's product wins from this many rows (the output projection: from one row).
         self.packed_from_rows = 1 if weight.numel() >= PACKED_ALWAYS_WEIGHTS else \
@@ -91,11 +94,14 @@ class Int8Linear(nn.Module):
         x = x.reshape(-1, shape[-1])
         if x.dtype != torch.float32:
             x = x.float()
+        native = kernels.load() if x.device.type == "cpu" else None
+        if native is not None and self.native is not None:
+            y = kernels.linear(native, x.contiguous(), self.native, self.scale, self.bias)
+            return y.view(*shape[:-1], self.out_features)
         packed = self.packed is not None and x.size(0) >= self.packed_from_rows
         # One row goes to oneDNN as uint8 with zero point 128 (the same sums): as int8 oneDNN
         # took 6 ms for it, not 30 us.
         zero_point = 128 if packed and x.size(0) == 1 else 0
-        native = kernels.load() if x.device.type == "cpu" else None
         q, row_scale = quantize_rows(x, zero_point) if native is None else \
             kernels.quantize_rows(native, x.contiguous(), zero_point)
         if packed:  # float sums, exact: below 2^24 in magnitude (127 * 127 * 1,024)
@@ -144,4 +150,5 @@ def quantize(model: Seq2Seq, precision: str = DEFAULT_PRECISION) -> Seq2Seq:
         for name, child in parent.named_children():
             if type(child) is nn.Linear:
                 setattr(parent, name, Int8Linear(child))
+    model.use_native_step()
     return model

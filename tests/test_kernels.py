@@ -52,11 +52,15 @@ def test_rescale_equals_pytorch_in_the_formulas_order(native, with_bias):
     assert torch.equal(float_sums, expected)
 
 
-@pytest.mark.parametrize("shape", [(256, 768), (1024, 256), (256, 4030)])
+# (in, out): AMX from 4 rows where in is a multiple of 64, VNNI below and for in = 36; out not a
+# multiple of 16 or 64 (the last block of outputs partly padding); in = 30 cannot be packed.
+@pytest.mark.parametrize("shape", [(256, 768), (1024, 256), (256, 4030), (36, 50), (30, 20)])
 def test_int8_linear_is_the_same_layer_without_kernels(native, monkeypatch, shape):
     torch.manual_seed(0)
     layer = Int8Linear(torch.nn.Linear(*shape))
-    inputs = [torch.randn(rows, shape[0]) for rows in (1, 3, 70, 200)]
+    assert (layer.native is None) == (shape[0] % 4 != 0 or native.product_level == 0)
+    inputs = [torch.randn(rows, shape[0]) for rows in (1, 2, 3, 4, 17, 70, 200)]
+    inputs[-1][5] = 0.0  # a row of zeros: scale 1e-12 / 127
     with_kernels = [layer(x) for x in inputs]
     monkeypatch.setattr(kernels, "load", lambda: None)
     assert all(torch.equal(layer(x), y) for x, y in zip(inputs, with_kernels))

@@ -1,20 +1,25 @@
-"""The passes around each int8 product in C: quantizing the input rows and rescaling the sums.
+"""int8 decoding in C: the passes around each product, the products, a whole decoding step.
 
-In PyTorch these are eleven operations per product (abs, amax, clamp, two divisions, round,
-a conversion to int8; a conversion to float, two products, a sum), each a dispatch and a pass
-over memory, and at the sizes of a decoding step the dispatches dominate: 27% of a greedy
-batch of 64 went to them (``torch.profiler``, 1 thread), more than to the products. Here each
-is one loop (``int8_rows.c``): 2.4-2.9x faster for 1 to 64 rows, 2.2x for the output
-projection's 256 x 4,030 sums (us per call, 1 thread: quantize 64 x 256 9.3 against 26.6;
-rescale 64 x 768 9.1 against 23.4).
+``int8_rows.c``: quantizing the input rows and rescaling the sums, in PyTorch eleven operations
+per product, each a dispatch and a pass over memory (27% of a greedy batch of 64, more than the
+products, ``torch.profiler``, 1 thread); here one loop each, 2.2-2.9x faster.
 
-The C code performs the same float operations in the same order as the PyTorch expressions
-(``nmt.quantize.quantize_rows``, ``Int8Linear.rescale``), so every value is bit for bit the
-same and every translation too (tests/test_kernels.py). It is compiled on first use with the
-system's C compiler (``$CC``, else ``cc``) for this CPU into the user's cache
-(``$NMT_CACHE_DIR``, else ``$XDG_CACHE_HOME/nmt`` or ``~/.cache/nmt``), about a second, and
-loaded with ctypes. Without a compiler, or with ``NMT_NATIVE_KERNELS=0``, ``load()`` returns None
-and the PyTorch expressions run instead.
+``int8_product.c`` does the whole of ``Int8Linear`` in one call (quantize, multiply, rescale)
+with AVX-512 VNNI for one to three rows and AMX tiles from four, on weights packed once into
+the layout both read. Per layer and call, 1 thread, against the PyTorch path with the C passes
+(oneDNN's product or ``torch._int_mm``): 8-14 us against 30-80 us for one row (a lone
+sentence's step; one row of the output projection took oneDNN 80-150 us), 1.5-2.5x faster from
+16 to 256 rows, about even for the output projection from 128 rows.
+
+``decoder_step.c`` is a Transformer decoding step in one call (``nmt/native_step.py``).
+
+The passes and products perform the same float operations in the same order as the PyTorch
+expressions (``nmt.quantize.quantize_rows``, ``Int8Linear.rescale``), and integer sums are exact
+whichever instructions form them, so every value of an ``Int8Linear`` is bit for bit the same
+(tests/test_kernels.py). All of it is compiled on first use with the system's C compiler
+(``$CC``, else ``cc``) for this CPU into the user's cache (``$NMT_CACHE_DIR``, else
+``$XDG_CACHE_HOME/nmt`` or ``~/.cache/nmt``), a few seconds, and loaded with ctypes. Without a
+compiler, or with ``NMT_NATIVE_KERNELS=0``, ``load()`` returns None and PyTorch runs instead.
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("int8_rows.c")
+SOURCES = sorted(Path(__file__).parent.glob("*.c"))
 # -ffp-contract=off: no fused multiply-add, each product rounded as PyTorch rounds it.
 # -fno-strict-aliasing: the maximum reads floats as their bit patterns.
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-strict-aliasing", "-fno-trapping-math",
@@ -62,7 +68,7 @@ def _build(compiler: str, target: Path) -> None:
     fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        subprocess.run([compiler, *FLAGS, "-o", partial, str(SOURCE)], check=True,
+        subprocess.run([compiler, *FLAGS, "-o", partial, *map(str, SOURCES)], check=True,
                        capture_output=True, text=True, timeout=120)
         os.replace(partial, target)
     finally:
@@ -75,8 +81,19 @@ def _declare(library: ctypes.CDLL) -> ctypes.CDLL:
     library.quantize_rows.argtypes = [pointer, size, size, size, pointer, pointer]
     library.rescale_int_sums.argtypes = [pointer, size, size, pointer, pointer, pointer, pointer]
     library.rescale_float_sums.argtypes = [pointer, size, size, pointer, pointer, pointer]
-    for function in (library.quantize_rows, library.rescale_int_sums, library.rescale_float_sums):
+    library.pack_weights.argtypes = [pointer, size, size, pointer, pointer]
+    library.int8_linear.argtypes = [pointer, size, size, pointer, pointer, size, pointer, pointer,
+                                    pointer]
+    library.decoder_step.argtypes = [pointer, pointer, size, size, pointer, size, pointer, pointer,
+                                     pointer, size, pointer, size, pointer, pointer, pointer, size,
+                                     pointer]
+    library.decoder_step.restype = size
+    for function in (library.quantize_rows, library.rescale_int_sums, library.rescale_float_sums,
+                     library.pack_weights):
         function.restype = None
+    library.int8_linear.restype = library.int8_product_level.restype = size
+    # 0: no int8 product instructions here, 1: AVX-512 VNNI, 2: and AMX (asked of Linux now)
+    library.product_level = library.int8_product_level()
     return library
 
 
@@ -87,19 +104,20 @@ def load() -> ctypes.CDLL | None:
         return None
     compiler = os.environ.get("CC") or "cc"
     if shutil.which(compiler) is None:
-        log.info("no C compiler (%s): int8 products rescale with PyTorch operations", compiler)
+        log.info("no C compiler (%s): int8 decoding runs in PyTorch operations", compiler)
         return None
-    key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, *FLAGS, platform.machine(),
+    sources = [source.read_text() for source in SOURCES]
+    key = hashlib.sha256("\n".join([*sources, compiler, *FLAGS, platform.machine(),
                                     _cpu_features()]).encode()).hexdigest()[:16]
-    target = cache_dir() / "kernels" / f"int8_rows-{key}.so"
+    target = cache_dir() / "kernels" / f"int8-{key}.so"
     try:
         if not target.exists():
             _build(compiler, target)
         return _declare(ctypes.CDLL(str(target)))
     except (OSError, subprocess.SubprocessError) as error:
         detail = getattr(error, "stderr", "") or error
-        log.warning("could not build %s (%s): int8 products rescale with PyTorch operations",
-                    SOURCE.name, str(detail).strip()[:500])
+        log.warning("could not build %s (%s): int8 decoding runs in PyTorch operations",
+                    ", ".join(source.name for source in SOURCES), str(detail).strip()[:500])
         return None
 
 
@@ -127,3 +145,38 @@ def rescale(library: ctypes.CDLL, sums: torch.Tensor, row_scale: torch.Tensor,
     library.rescale_float_sums(sums.data_ptr(), n, m, row_scale.data_ptr(), col_scale.data_ptr(),
                                bias_pointer)
     return sums
+
+
+@dataclass(frozen=True)
+class PackedWeights:
+    """An int8 weight matrix (out, in) in ``int8_product.c``'s layout, with 128 x its row sums."""
+
+    packed: torch.Tensor  # ((out + 63) // 64 * 64 * in,) int8
+    sums128: torch.Tensor  # (out,) int32
+    out_features: int
+    in_features: int
+
+
+def pack_weights(library: ctypes.CDLL, weight: torch.Tensor) -> PackedWeights | None:
+    """``weight`` (out, in) int8 packed for ``linear``; None where this CPU has no int8 product
+    instructions or ``in`` is not a multiple of 4."""
+    out_features, in_features = weight.shape
+    if library.product_level == 0 or in_features % 4:
+        return None
+    weight = weight.contiguous()
+    packed = torch.empty((out_features + 63) // 64 * 64 * in_features, dtype=torch.int8)
+    sums128 = torch.empty(out_features, dtype=torch.int32)
+    library.pack_weights(weight.data_ptr(), out_features, in_features, packed.data_ptr(),
+                         sums128.data_ptr())
+    return PackedWeights(packed, sums128, out_features, in_features)
+
+
+def linear(library: ctypes.CDLL, x: torch.Tensor, weights: PackedWeights, col_scale: torch.Tensor,
+           bias: torch.Tensor | None) -> torch.Tensor:
+    """x (N, in) contiguous float32 -> Int8Linear's y (N, out), quantized, multiplied and
+    rescaled in one call."""
+    y = torch.empty(x.size(0), weights.out_features)
+    library.int8_linear(x.data_ptr(), x.size(0), weights.in_features, weights.packed.data_ptr(),
+                        weights.sums128.data_ptr(), weights.out_features, col_scale.data_ptr(),
+                        None if bias is None else bias.data_ptr(), y.data_ptr())
+    return y

@@ -79,5 +79,10 @@ class Seq2Seq(nn.Module):
         """For decoding copies: merge products that always run together into one (the
         Transformer's attention projections); nothing to merge by default."""
 
+    def use_native_step(self) -> bool:
+        """Decode int8 steps in one native call where the model has one (the Transformer);
+        True if it will."""
+        return False
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

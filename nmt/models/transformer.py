@@ -193,6 +193,14 @@ class Transformer(Seq2Seq):
         self.encoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
         self.output = None if tie_embeddings else nn.Linear(d_model, vocab_size, bias=False)
+        self.native_step = None  # int8 decoding in one C call (nmt/native_step.py), once set
+
+    def use_native_step(self) -> bool:
+        """Decode through ``NativeStep`` where it covers this (int8) model; True if it does."""
+        from nmt.native_step import NativeStep
+
+        self.native_step = NativeStep.build(self)
+        return self.native_step is not None
 
     # 3.4 Embeddings: the same weights for source, target and the pre-softmax projection,
     # multiplied by sqrt(d_model) on the way in. 3.5 Positional encoding: added.
@@ -255,6 +263,10 @@ class Transformer(Seq2Seq):
                     need_attention: bool = False, project=None):
         """tokens (k N,): the last token of k hypotheses for each of the N sentences of
         ``memory``, grouped by sentence -> log-probabilities (k N, V), new state."""
+        native = self.native_step
+        if (native is not None and not need_attention and native.covers(project)
+                and not isinstance(state, TransformerState)):
+            return native(tokens, memory, state, project)
         if state is None:
             state = TransformerState([(None, None)] * len(self.decoder_layers), 0)
         x = self.embed_tokens(tokens[:, None], start=state.step)  # (N, 1, d_model)
