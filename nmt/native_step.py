@@ -28,15 +28,10 @@ pointer, size = ctypes.c_void_p, ctypes.c_int64
 FIRST_CAPACITY = 32
 
 
-class CLinear(ctypes.Structure):
-    _fields_ = [("packed", pointer), ("sums128", pointer), ("scale", pointer), ("bias", pointer),
-                ("out_features", size), ("in_features", size)]
-
-
 class CLayer(ctypes.Structure):
-    _fields_ = [("norm_weight", pointer * 3), ("norm_bias", pointer * 3), ("qkv", CLinear),
-                ("self_out", CLinear), ("cross_q", CLinear), ("cross_out", CLinear),
-                ("ff1", CLinear), ("ff2", CLinear)]
+    _fields_ = [("norm_weight", pointer * 3), ("norm_bias", pointer * 3),
+                *((name, kernels.Int8Weights)
+                  for name in ("qkv", "self_out", "cross_q", "cross_out", "ff1", "ff2"))]
 
 
 class CDecoder(ctypes.Structure):
@@ -49,16 +44,18 @@ class CCache(ctypes.Structure):
     _fields_ = [("keys", pointer), ("values", pointer)]
 
 
-def _c_linear(layer) -> CLinear | None:
-    """The C view of an Int8Linear with packed weights (kept on the layer), else None."""
+def _layer_linears(layer) -> dict:
+    """A decoder layer's products, by their names in the C ``Layer``."""
+    return {"qkv": layer.self_attn.w_qkv, "self_out": layer.self_attn.w_o,
+            "cross_q": layer.cross_attn.w_q, "cross_out": layer.cross_attn.w_o,
+            "ff1": layer.ffn.w_1, "ff2": layer.ffn.w_2}
+
+
+def _c_linear(layer) -> kernels.Int8Weights | None:
+    """What the C step reads of an Int8Linear with packed weights, else None."""
     if not isinstance(layer, Int8Linear) or layer.native is None:
         return None
-    if getattr(layer, "_c_linear", None) is None:
-        w = layer.native
-        layer._c_linear = CLinear(w.packed.data_ptr(), w.sums128.data_ptr(), layer.scale.data_ptr(),
-                                  None if layer.bias is None else layer.bias.data_ptr(),
-                                  w.out_features, w.in_features)
-    return layer._c_linear
+    return layer.native.c
 
 
 @dataclass
@@ -67,14 +64,20 @@ class NativeState:
     the states of one search; ``ancestors`` (rows, capacity): row r's row at each position."""
 
     caches: list[tuple[torch.Tensor, torch.Tensor]]
+    c_caches: ctypes.Array  # the same, as the C step reads them
     ancestors: torch.Tensor
     step: int
     parents: torch.Tensor | None = None  # row i of the next step continues row parents[i]
-    attention = None
+
+    @classmethod
+    def new(cls, caches, ancestors: torch.Tensor, step: int = 0,
+            parents: torch.Tensor | None = None) -> NativeState:
+        c_caches = (CCache * len(caches))(*[CCache(k.data_ptr(), v.data_ptr()) for k, v in caches])
+        return cls(caches, c_caches, ancestors, step, parents)
 
     def select(self, indices: torch.Tensor) -> NativeState:
         parents = indices if self.parents is None else self.parents.index_select(0, indices)
-        return NativeState(self.caches, self.ancestors, self.step, parents)
+        return NativeState(self.caches, self.c_caches, self.ancestors, self.step, parents)
 
 
 class NativeStep:
@@ -90,9 +93,7 @@ class NativeStep:
             for i, sublayer in enumerate(layer.sublayers):
                 c_layer.norm_weight[i] = sublayer.norm.weight.data_ptr()
                 c_layer.norm_bias[i] = sublayer.norm.bias.data_ptr()
-            for name, linear in (("qkv", layer.self_attn.w_qkv), ("self_out", layer.self_attn.w_o),
-                                 ("cross_q", layer.cross_attn.w_q), ("cross_out", layer.cross_attn.w_o),
-                                 ("ff1", layer.ffn.w_1), ("ff2", layer.ffn.w_2)):
+            for name, linear in _layer_linears(layer).items():
                 setattr(c_layer, name, _c_linear(linear))
         self.c_decoder = CDecoder(len(layers), self.d_model, self.heads, layers[0].ffn.w_1.out_features,
                                   model.positions.size(0), model.embed.weight.data_ptr(),
@@ -107,11 +108,10 @@ class NativeStep:
         if library is None or library.product_level == 0 or model.output is None:
             return None
         layers = model.decoder_layers
-        linears = [model.output] + [linear for layer in layers for linear in (
-            layer.self_attn.w_qkv, layer.self_attn.w_o, layer.cross_attn.w_q, layer.cross_attn.w_o,
-            layer.ffn.w_1, layer.ffn.w_2)]
-        if (any(_c_linear(linear) is None for linear in linears) or not layers[0].sublayers[0].pre_norm
-                or model.d_model % 16 or (model.d_model // layers[0].self_attn.n_heads) % 16
+        linears = [model.output, *(linear for layer in layers
+                                   for linear in _layer_linears(layer).values())]
+        if (any(_c_linear(linear) is None for linear in linears)
+                or not layers[0].sublayers[0].pre_norm or layers[0].self_attn.d_k % 16
                 or any(type(s.norm) is not torch.nn.LayerNorm or s.norm.eps != 1e-5
                        for layer in layers for s in layer.sublayers)):
             return None
@@ -135,7 +135,6 @@ class NativeStep:
             rows, capacity, dtype=torch.int32)
         output = _c_linear(project if project is not None else self.model.output)
         log_probs = torch.empty(rows, output.out_features)
-        c_caches = (CCache * len(caches))(*[CCache(k.data_ptr(), v.data_ptr()) for k, v in caches])
         cross_kv = [(k.contiguous(), v.contiguous()) for k, v in memory.cross_kv]  # as they are
         cross_keys = (pointer * len(caches))(*[k.data_ptr() for k, _ in cross_kv])
         cross_values = (pointer * len(caches))(*[v.data_ptr() for _, v in cross_kv])
@@ -144,17 +143,17 @@ class NativeStep:
         status = self.library.decoder_step(
             ctypes.byref(self.c_decoder), ctypes.byref(output), rows, rows // sentences,
             tokens.data_ptr(), step, None if state.parents is None else state.parents.data_ptr(),
-            state.ancestors.data_ptr(), ancestors.data_ptr(), capacity, c_caches,
+            state.ancestors.data_ptr(), ancestors.data_ptr(), capacity, state.c_caches,
             caches[0][0].size(1), cross_keys, cross_values, mask.data_ptr(), mask.size(1),
             log_probs.data_ptr())
         if status:
             raise MemoryError("decoding step: out of memory")
-        return log_probs, NativeState(caches, ancestors, step + 1)
+        return log_probs, NativeState(caches, state.c_caches, ancestors, step + 1)
 
     def _empty(self, rows: int) -> NativeState:
         caches = [(torch.empty(FIRST_CAPACITY, rows, self.d_model),
                    torch.empty(FIRST_CAPACITY, rows, self.d_model)) for _ in self.c_layers]
-        return NativeState(caches, torch.empty(rows, FIRST_CAPACITY, dtype=torch.int32), 0)
+        return NativeState.new(caches, torch.empty(rows, FIRST_CAPACITY, dtype=torch.int32))
 
     def _grown(self, state: NativeState) -> NativeState:
         """Room for twice as many positions, what was written copied over (rare: 32, 64, ...)."""
@@ -167,4 +166,4 @@ class NativeStep:
             caches.append(grown)
         ancestors = torch.empty(state.ancestors.size(0), 2 * capacity, dtype=torch.int32)
         ancestors[:, :capacity] = state.ancestors
-        return NativeState(caches, ancestors, state.step, state.parents)
+        return NativeState.new(caches, ancestors, state.step, state.parents)

@@ -81,9 +81,9 @@ class Int8Linear(nn.Module):
         self.register_buffer("unit_scales", torch.ones(len(scale)), persistent=False)
         self.register_buffer("zero_points", torch.zeros(len(scale), dtype=torch.long),
                              persistent=False)
-        self.packed = _prepacked(weight)
         native = kernels.load()
-        self.native = None if native is None else kernels.pack_weights(native, weight)
+        self.native = None if native is None else kernels.pack_weights(native, weight, scale, bias)
+        self._onednn = None  # oneDNN's packed weights, made when its product first runs
         self.out_features, self.in_features = weight.shape
         # oneDNN's product wins from this many rows (the output projection: from one row).
         self.packed_from_rows = 1 if weight.numel() >= PACKED_ALWAYS_WEIGHTS else \
@@ -96,8 +96,8 @@ class Int8Linear(nn.Module):
             x = x.float()
         native = kernels.load() if x.device.type == "cpu" else None
         if native is not None and self.native is not None:
-            y = kernels.linear(native, x.contiguous(), self.native, self.scale, self.bias)
-            return y.view(*shape[:-1], self.out_features)
+            return kernels.linear(native, x.contiguous(), self.native).view(*shape[:-1],
+                                                                             self.out_features)
         packed = self.packed is not None and x.size(0) >= self.packed_from_rows
         # One row goes to oneDNN as uint8 with zero point 128 (the same sums): as int8 oneDNN
         # took 6 ms for it, not 30 us.
@@ -113,6 +113,14 @@ class Int8Linear(nn.Module):
         y = self.rescale(sums, row_scale) if native is None else \
             kernels.rescale(native, sums, row_scale, self.scale, self.bias)
         return y.view(*shape[:-1], self.out_features)
+
+    @property
+    def packed(self):
+        """The weights in oneDNN's blocked layout (None: no such product in this PyTorch),
+        reordered on first use: where the C product runs they are never needed."""
+        if self._onednn is None:
+            self._onednn = (_prepacked(self.weight),)
+        return self._onednn[0]
 
     def rescale(self, sums: torch.Tensor, row_scale: torch.Tensor) -> torch.Tensor:
         """sums * s(x) * s(W) + b, one factor at a time, in place: torch.addcmul over
@@ -143,7 +151,6 @@ def quantize(model: Seq2Seq, precision: str = DEFAULT_PRECISION) -> Seq2Seq:
     model.eval()
     if precision == "none":
         return model
-    kernels.load()  # built now (about a second, once per machine), not in the first request
     model.untie_output()  # so the output projection is an nn.Linear that can be quantized too
     model.fuse_projections()  # exact under per-row int8: the same rows, the same scales
     for parent in list(model.modules()):

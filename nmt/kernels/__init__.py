@@ -41,6 +41,7 @@ import torch
 log = logging.getLogger(__name__)
 
 SOURCES = sorted(Path(__file__).parent.glob("*.c"))
+HEADERS = sorted(Path(__file__).parent.glob("*.h"))
 # -ffp-contract=off: no fused multiply-add, each product rounded as PyTorch rounds it.
 # -fno-strict-aliasing: the maximum reads floats as their bit patterns.
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-strict-aliasing", "-fno-trapping-math",
@@ -82,8 +83,7 @@ def _declare(library: ctypes.CDLL) -> ctypes.CDLL:
     library.rescale_int_sums.argtypes = [pointer, size, size, pointer, pointer, pointer, pointer]
     library.rescale_float_sums.argtypes = [pointer, size, size, pointer, pointer, pointer]
     library.pack_weights.argtypes = [pointer, size, size, pointer, pointer]
-    library.int8_linear.argtypes = [pointer, size, size, pointer, pointer, size, pointer, pointer,
-                                    pointer]
+    library.int8_linear.argtypes = [ctypes.POINTER(Int8Weights), pointer, size, pointer]
     library.decoder_step.argtypes = [pointer, pointer, size, size, pointer, size, pointer, pointer,
                                      pointer, size, pointer, size, pointer, pointer, pointer, size,
                                      pointer]
@@ -106,7 +106,7 @@ def load() -> ctypes.CDLL | None:
     if shutil.which(compiler) is None:
         log.info("no C compiler (%s): int8 decoding runs in PyTorch operations", compiler)
         return None
-    sources = [source.read_text() for source in SOURCES]
+    sources = [source.read_text() for source in SOURCES + HEADERS]
     key = hashlib.sha256("\n".join([*sources, compiler, *FLAGS, platform.machine(),
                                     _cpu_features()]).encode()).hexdigest()[:16]
     target = cache_dir() / "kernels" / f"int8-{key}.so"
@@ -147,36 +147,47 @@ def rescale(library: ctypes.CDLL, sums: torch.Tensor, row_scale: torch.Tensor,
     return sums
 
 
+class Int8Weights(ctypes.Structure):
+    """``Int8Weights`` of int8_product.h: what the C product reads of an Int8Linear."""
+
+    _fields_ = [("packed", ctypes.c_void_p), ("sums128", ctypes.c_void_p),
+                ("scale", ctypes.c_void_p), ("bias", ctypes.c_void_p),
+                ("out_features", ctypes.c_int64), ("in_features", ctypes.c_int64)]
+
+
 @dataclass(frozen=True)
 class PackedWeights:
-    """An int8 weight matrix (out, in) in ``int8_product.c``'s layout, with 128 x its row sums."""
+    """An int8 layer in ``int8_product.c``'s layout: the tensors, and the C view of them
+    (``c``) that ``linear`` and the native decoding step read."""
 
     packed: torch.Tensor  # ((out + 63) // 64 * 64 * in,) int8
-    sums128: torch.Tensor  # (out,) int32
-    out_features: int
-    in_features: int
+    sums128: torch.Tensor  # (out,) int32: 128 x each weight row's sum
+    scale: torch.Tensor  # (out,) the weights' scales
+    bias: torch.Tensor | None
+    c: Int8Weights
 
 
-def pack_weights(library: ctypes.CDLL, weight: torch.Tensor) -> PackedWeights | None:
-    """``weight`` (out, in) int8 packed for ``linear``; None where this CPU has no int8 product
-    instructions or ``in`` is not a multiple of 4."""
+def pack_weights(library: ctypes.CDLL, weight: torch.Tensor, scale: torch.Tensor,
+                 bias: torch.Tensor | None) -> PackedWeights | None:
+    """``weight`` (out, in) int8 with its scales and bias packed for ``linear``; None where this
+    CPU has no int8 product instructions or ``in`` is not a multiple of 4."""
     out_features, in_features = weight.shape
     if library.product_level == 0 or in_features % 4:
         return None
-    weight = weight.contiguous()
+    weight, scale = weight.contiguous(), scale.contiguous()
+    bias = None if bias is None else bias.contiguous()
     packed = torch.empty((out_features + 63) // 64 * 64 * in_features, dtype=torch.int8)
     sums128 = torch.empty(out_features, dtype=torch.int32)
     library.pack_weights(weight.data_ptr(), out_features, in_features, packed.data_ptr(),
                          sums128.data_ptr())
-    return PackedWeights(packed, sums128, out_features, in_features)
+    c = Int8Weights(packed.data_ptr(), sums128.data_ptr(), scale.data_ptr(),
+                    None if bias is None else bias.data_ptr(), out_features, in_features)
+    return PackedWeights(packed, sums128, scale, bias, c)
 
 
-def linear(library: ctypes.CDLL, x: torch.Tensor, weights: PackedWeights, col_scale: torch.Tensor,
-           bias: torch.Tensor | None) -> torch.Tensor:
+def linear(library: ctypes.CDLL, x: torch.Tensor, weights: PackedWeights) -> torch.Tensor:
     """x (N, in) contiguous float32 -> Int8Linear's y (N, out), quantized, multiplied and
     rescaled in one call."""
-    y = torch.empty(x.size(0), weights.out_features)
-    library.int8_linear(x.data_ptr(), x.size(0), weights.in_features, weights.packed.data_ptr(),
-                        weights.sums128.data_ptr(), weights.out_features, col_scale.data_ptr(),
-                        None if bias is None else bias.data_ptr(), y.data_ptr())
+    y = torch.empty(x.size(0), weights.c.out_features)
+    library.int8_linear(weights.c, x.data_ptr(), x.size(0), y.data_ptr())
     return y

@@ -23,20 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int64_t int8_linear(const float *restrict x, int64_t rows, int64_t k, const int8_t *restrict packed,
-                    const int32_t *restrict sums128, int64_t n, const float *restrict cols,
-                    const float *restrict bias, float *restrict y);
-
-typedef struct {
-    const int8_t *packed;
-    const int32_t *sums128;
-    const float *scale, *bias;
-    int64_t out_features, in_features;
-} Linear;
+#include "int8_product.h"
 
 typedef struct {
     const float *norm_weight[3], *norm_bias[3];  /* before self-attention, cross, feed-forward */
-    Linear qkv, self_out, cross_q, cross_out, ff1, ff2;
+    Int8Weights qkv, self_out, cross_q, cross_out, ff1, ff2;
 } Layer;
 
 typedef struct {
@@ -51,9 +42,8 @@ typedef struct {  /* the self-attention cache of one layer: (capacity, width, d_
 } Cache;
 
 #ifdef __AVX512F__
-static int linear(const Linear *l, const float *x, int64_t rows, float *y) {
-    return int8_linear(x, rows, l->in_features, l->packed, l->sums128, l->out_features, l->scale,
-                       l->bias, y) ? 0 : -1;
+static int linear(const Int8Weights *w, const float *x, int64_t rows, float *y) {
+    return int8_linear(w, x, rows, y) ? 0 : -1;
 }
 
 static inline float sum16(__m512 v) { return _mm512_reduce_add_ps(v); }
@@ -131,7 +121,7 @@ static int softmax(float *scores, int64_t n) {
     return 1;
 }
 
-/* out (d_k) = sum_p weights[p] * values[p], value p at values + offsets[p] */
+/* out (d_k) = sum_p weights[p] * rows[p] */
 static void weighted_sum(const float *weights, const float *const *rows, int64_t n, int64_t d_k,
                          float *out) {
     for (int64_t i = 0; i < d_k; i += 64) {
@@ -200,7 +190,7 @@ static void add_rows(float *x, const float *y, int64_t count) {
    and values by position; cross_keys/values[l]: (sentences, heads, source_len, d_k); mask
    (sentences, source_len), 1 at real tokens. log_probs (rows, output->out_features).
    Returns 0, or -1 when out of memory or not built for this CPU. */
-int64_t decoder_step(const Decoder *m, const Linear *output, int64_t rows, int64_t beams,
+int64_t decoder_step(const Decoder *m, const Int8Weights *output, int64_t rows, int64_t beams,
                      const int64_t *tokens, int64_t step, const int64_t *parents,
                      const int32_t *previous, int32_t *ancestors, int64_t capacity,
                      const Cache *caches, int64_t width, const float *const *cross_keys,
@@ -209,7 +199,7 @@ int64_t decoder_step(const Decoder *m, const Linear *output, int64_t rows, int64
 #ifdef __AVX512F__
     int64_t d = m->d_model, heads = m->heads, d_k = d / heads, longest = step + 1;
     longest = longest > source_len ? longest : source_len;
-    size_t floats = rows * (4 * d + 3 * d + m->d_ff) + 2 * longest;
+    size_t floats = rows * (6 * d + m->d_ff) + longest;  /* x, h, qkv, att, ff; scores */
     float *x = malloc(floats * sizeof(float));
     const float **pointers = malloc(2 * longest * sizeof(float *));
     if (!x || !pointers) { free(x); free(pointers); return -1; }

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "int8_product.h"
+
 void quantize_rows(const float *restrict x, int64_t n, int64_t k, int64_t offset,
                    int8_t *restrict q, float *restrict scale);
 
@@ -169,11 +171,10 @@ static void amx_product(const uint8_t *xq, int64_t rows, int64_t k, const int8_t
 }
 #endif
 
-/* x (rows, k) float -> y (rows, n); k a multiple of 4. Returns 0 where this build cannot. */
-int64_t int8_linear(const float *restrict x, int64_t rows, int64_t k, const int8_t *restrict packed,
-                    const int32_t *restrict sums128, int64_t n, const float *restrict cols,
-                    const float *restrict bias, float *restrict y) {
+/* k (in_features) a multiple of 4 */
+int64_t int8_linear(const Int8Weights *w, const float *restrict x, int64_t rows, float *restrict y) {
 #ifdef HAVE_VNNI
+    int64_t k = w->in_features, n = w->out_features;
     int64_t padded = (rows + 15) / 16 * 16;  /* AMX reads whole tiles of 16 rows */
     uint8_t *xq = malloc(padded * k + padded * sizeof(float));
     if (!xq) return 0;
@@ -182,16 +183,16 @@ int64_t int8_linear(const float *restrict x, int64_t rows, int64_t k, const int8
 #ifdef HAVE_AMX
     if (amx_enabled && rows >= AMX_FROM_ROWS && k % 64 == 0) {
         memset(xq + rows * k, 128, (padded - rows) * k);
-        amx_product(xq, rows, k, packed, row_scales, sums128, cols, bias, n, y);
+        amx_product(xq, rows, k, w->packed, row_scales, w->sums128, w->scale, w->bias, n, y);
         free(xq);
         return 1;
     }
 #endif
-    vnni_product(xq, rows, k, packed, row_scales, sums128, cols, bias, n, y);
+    vnni_product(xq, rows, k, w->packed, row_scales, w->sums128, w->scale, w->bias, n, y);
     free(xq);
     return 1;
 #else
-    (void)x; (void)rows; (void)k; (void)packed; (void)sums128; (void)n; (void)cols; (void)bias; (void)y;
+    (void)w; (void)x; (void)rows; (void)y;
     return 0;
 #endif
 }
