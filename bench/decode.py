@@ -70,9 +70,11 @@ def main() -> None:
         data = read_model_config(Path(args.model)).data
         sources, references = read_parallel(split_file(args.data, args.split, data.src_lang),
                                             split_file(args.data, args.split, data.tgt_lang))
+        val = read_parallel(split_file(args.data, "val", data.src_lang),
+                            split_file(args.data, "val", data.tgt_lang))
         if args.quick:
-            sources, references = sources[:200], references[:200]
-        print(json.dumps(compare(args.model, sources, references, args.rounds, os.cpu_count()),
+            sources, references, val = sources[:200], references[:200], (val[0][:200], val[1][:200])
+        print(json.dumps(compare(args.model, sources, references, args.rounds, os.cpu_count(), val),
                          indent=2))
         return
     results = {"benchmark": "decode", "model": args.model, "pair": args.pair, "split": args.split,
