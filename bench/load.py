@@ -5,6 +5,10 @@ observed batch sizes (from /metrics), and the server's resident memory when it s
     python bench/load.py --clients 32 --requests 8            # starts `nmt serve` itself
     python bench/load.py --url http://127.0.0.1:5000 ...       # or targets a running server
 
+To measure another version of the code, run that checkout's own bench/load.py from inside it:
+the server starts as ``python -m nmt serve``, which imports the package from the working
+directory, whatever PYTHONPATH says.
+
 Bounded by design: clients x requests requests in all, each with a timeout, then it stops.
 Each client keeps one HTTP/1.1 connection (``Connection``), so the generator takes little of
 the CPU it shares with the server.
