@@ -15,6 +15,7 @@ know). Training also has lowercased sources (nmt/augment.py), for what truecasin
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 # How much likelier (in nats of the unigram model) a spelling must be to replace the typed one.
 TRUECASE_MARGIN = 2.0
@@ -136,6 +137,22 @@ def lower_shouted_runs(text: str, score) -> str:
                 parts[i] = _capitalize_start(parts[i])
         i = max(end, i + 2)
     return "".join(parts)
+
+
+def lower_emphasis(text: str, is_emphasis: Callable[[str], bool], score) -> str:
+    """``text`` with each single word in capitals that ``is_emphasis`` takes for an ordinary
+    word typed so ("Ein Hund rennt SEHR schnell") truecased, as ``lower_shouted_runs`` does for
+    runs: the model read "SEHR" as four letters. Acronyms stay (nmt/passthrough.py)."""
+    def lower(match: re.Match) -> str:
+        word = match.group(0)
+        return truecase_words(word.lower(), score) if in_capitals(word) and is_emphasis(word) \
+            else word
+
+    lowered = _WORD.sub(lower, text)
+    first = _WORD.search(text)
+    if first is not None and lowered != text and text[:first.start()].strip() == "":
+        lowered = _capitalize_start(lowered)
+    return lowered
 
 
 def lowercase_inside_sentence(first: str, lang: str) -> bool:

@@ -103,6 +103,34 @@ def protect(text: str) -> Protected:
     return Protected("".join(out), tuple(kept))
 
 
+# A run of letters, or a placeholder: what ``protect_acronyms`` walks through in order.
+_LETTERS_OR_PLACEHOLDER = re.compile(f"[{''.join(PLACEHOLDERS)}]|[^\\W\\d_]+")
+
+
+def protect_acronyms(protected: Protected, is_acronym: Callable[[str], bool]) -> Protected:
+    """``protected`` with each run of letters that ``is_acronym`` accepts (a word in capitals the
+    model has no piece for, "EU", "TÜV", the "FBI" of "FBI-Gebäude") passed through as well, the
+    placeholders numbered again in order of appearance, as ``protect`` numbers them. Read as
+    typed, the model spelt such words letter by letter and then dropped or garbled them ("the
+    EU" as "the USA", "vor dem ZDF" as "in front of them"). Up to nine spans in all, as
+    ``protect``; the ones it had come first."""
+    room = len(PLACEHOLDERS) - len(protected.spans)
+    out, spans, at = [], [], 0
+    for match in _LETTERS_OR_PLACEHOLDER.finditer(protected.text):
+        token = match.group()
+        if token in PLACEHOLDERS:
+            span = protected.spans[PLACEHOLDERS.index(token)]
+        elif room > 0 and is_acronym(token):
+            span, room = token, room - 1
+        else:
+            continue
+        out += [protected.text[at:match.start()], PLACEHOLDERS[len(spans)]]
+        spans.append(span)
+        at = match.end()
+    out.append(protected.text[at:])
+    return Protected("".join(out), tuple(spans))
+
+
 def restore(translation: str, spans: tuple[str, ...]) -> str:
     """Put each span back where the model put its placeholder; append any it left out."""
     missing = []

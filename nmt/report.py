@@ -211,7 +211,9 @@ def render_robustness(robustness: dict, baseline: str) -> list[str]:
              "by one; *upper* / *lower* change the source's casing (BLEU lc: lowercased BLEU; "
              "caps: share of outputs in capitals); *pass* puts a token that must be copied "
              "(number, date, price, code, link, e-mail, emoji, name) in source and reference; "
-             "*upper-pass* does so in a source in capitals (all but names).", "",
+             "*upper-pass* does so in a source in capitals (all but names); *acronym* puts an "
+             "acronym (EU, NATO, IKEA, ...) in source and reference; *upper-one* puts one word "
+             "of the source in capitals, as typed for emphasis.", "",
              "| set | pairs | " + " | ".join(
                  f"{n} BLEU | {n} BLEU lc | {n} length ratio | {n} one by one | {n} copied / caps"
                  for n in names) + " |",

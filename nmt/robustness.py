@@ -12,6 +12,10 @@
                  copied exactly, per kind, and BLEU;
     upper-pass   the same in a source in capitals (the token as it is): a link in lowercase
                  must not hide that the rest is shouted;
+    acronym      an acronym ("EU", "NATO", "IKEA") put in source and reference as for pass: the
+                 share copied exactly, and BLEU;
+    upper-one    one word of the source (of four letters or more, not the first) in capitals,
+                 as typed for emphasis: BLEU, against plain's;
     by length    BLEU and length ratio of the plain and joined sets together, by source subwords,
                  up to 100+: the long-range comparison of the models.
 
@@ -38,6 +42,7 @@ PASS_THROUGH = {
     "emoji": ("🐕", "😀", "👍🏽", "🇩🇪", "❤️"),
     "name": ("Anna Schmidt", "Jürgen", "Zoë", "Lukas Müller", "Sophie Dubois", "Oskar"),
 }
+ACRONYMS = ("EU", "UNO", "NATO", "NASA", "FBI", "IKEA", "DHL", "UNESCO", "ZDF", "ADAC")
 LENGTH_BUCKETS = ((1, 10), (11, 20), (21, 30), (31, 45), (46, 60), (61, 80), (81, 100),
                   (101, 100_000))
 
@@ -87,6 +92,29 @@ def pass_set(src: list[str], tgt: list[str], seed: int = 0, upper: bool = False)
     return RobustSet("upper-pass" if upper else "pass", sources, references, tokens=tokens)
 
 
+def acronym_set(src: list[str], tgt: list[str], seed: int = 0) -> RobustSet:
+    rng = random.Random(f"acronym/{seed}")
+    sources, references, tokens = [], [], []
+    for s, t in zip(src, tgt):
+        token = rng.choice(ACRONYMS)
+        s, t = insert_span(s, t, token, rng.choice(("start", "end", "paren")))
+        sources.append(s)
+        references.append(t)
+        tokens.append(("acronym", token))
+    return RobustSet("acronym", sources, references, tokens=tokens)
+
+
+def upper_one_set(src: list[str], tgt: list[str], seed: int = 0) -> RobustSet:
+    rng = random.Random(f"upper-one/{seed}")
+    sources = []
+    for sentence in src:
+        words = sentence.split(" ")
+        long = [i for i, w in enumerate(words) if i > 0 and len(cased_letters(w)) >= 4]
+        chosen = rng.choice(long) if long else None
+        sources.append(" ".join(w.upper() if i == chosen else w for i, w in enumerate(words)))
+    return RobustSet("upper-one", sources, list(tgt))
+
+
 def build_sets(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str,
                seed: int = 0) -> list[RobustSet]:
     """The plain split and every robustness set made from it."""
@@ -94,7 +122,8 @@ def build_sets(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str,
             + [long_set(src, tgt, src_lang, tgt_lang, k) for k in LONG_KS]
             + [RobustSet("upper", [s.upper() for s in src], list(tgt)), upper_word_set(src, tgt),
                RobustSet("lower", [s.lower() for s in src], list(tgt)),
-               pass_set(src, tgt, seed), pass_set(src, tgt, seed, upper=True)])
+               pass_set(src, tgt, seed), pass_set(src, tgt, seed, upper=True),
+               acronym_set(src, tgt, seed), upper_one_set(src, tgt, seed)])
 
 
 def _bleu_and_ratio(hyps: list[str], refs: list[str], lowercase: bool = False) -> dict:

@@ -18,12 +18,20 @@ from pathlib import Path
 import torch
 
 from nmt.batching import encode_source, pad
-from nmt.casing import is_lowercase, is_shouting, lower_shouted_runs, shout, truecase
+from nmt.casing import (
+    in_capitals,
+    is_lowercase,
+    is_shouting,
+    lower_emphasis,
+    lower_shouted_runs,
+    shout,
+    truecase,
+)
 from nmt.checkpoint import load_weights, read_model_config
 from nmt.config import DEFAULT_PRECISION, Config, directions
 from nmt.errors import NmtError
 from nmt.models import build_model
-from nmt.passthrough import PLACEHOLDERS, Protected, protect, repair_copies, restore
+from nmt.passthrough import PLACEHOLDERS, Protected, protect, protect_acronyms, repair_copies, restore
 from nmt.quantize import quantize as quantize_model
 from nmt.search import Hypothesis, UncachedDecoder, search
 from nmt.segment import split_sentences
@@ -39,6 +47,9 @@ from nmt.translation import (
     split_clauses,
 )
 
+# Words in capitals up to this long may be acronyms ("UNESCO"); longer ones are words typed
+# for emphasis ("SCHNAPPSCHUSS"), lowered for the model.
+ACRONYM_LETTERS = 6
 MAX_CLAUSE_SPLITS = 2  # a sentence is split at most twice over for a short translation
 MIN_SPLIT_TOKENS = 16  # shorter sources are never split: their translations are legitimately terse
 
@@ -203,6 +214,20 @@ class Translator:
         is_common = self.is_common_word if self.repair_names else None
         return [finish(t, p, is_common) for t, p in zip(done, prepared)]
 
+    def is_unknown_acronym(self, word: str) -> bool:
+        """A word in capitals of at most ``ACRONYM_LETTERS`` letters that the vocabulary has no
+        piece for, typed in capitals or not ("EU": "E" + "U", "eu", "Eu" likewise). "LKW" is
+        one piece, a word the model learned (and translates: "truck"); "SEHR" is "sehr" typed
+        for emphasis (``is_emphasis``)."""
+        return in_capitals(word) and len(word) <= ACRONYM_LETTERS and not any(
+            self.is_common_word(form) for form in (word, word.lower(), word.capitalize()))
+
+    def is_emphasis(self, word: str) -> bool:
+        """A word in capitals that the vocabulary knows only in small letters ("SEHR", "sehr"),
+        or longer than acronyms are ("SCHNAPPSCHUSS")."""
+        return not self.is_common_word(word) and (len(word) > ACRONYM_LETTERS or any(
+            self.is_common_word(form) for form in (word.lower(), word.capitalize())))
+
     def is_common_word(self, word: str) -> bool:
         """A word the vocabulary holds whole (one piece): a real word, not a garbled copy."""
         return len(self.tokenizer.encode([word])[0]) <= 1
@@ -224,6 +249,11 @@ class Translator:
         unigram = self.truecase and self.config.data.spm_model_type == "unigram"
         if self.lower_capitals and not shouting:
             text = lower_shouted_runs(text, self.tokenizer.log_prob if unigram else lambda _: 0.0)
+            text = lower_emphasis(text, self.is_emphasis, self.tokenizer.log_prob if unigram
+                                  else lambda _: 0.0)
+            if protected is spans:  # what is left in capitals: acronyms, some unknown to the model
+                protected = protect_acronyms(Protected(text, protected.spans), self.is_unknown_acronym)
+                text = protected.text
         if unigram and is_lowercase(text):
             text = truecase(text, self.tokenizer.log_prob)
         return Prepared(text.strip(), protected.spans, shouting)

@@ -51,10 +51,12 @@ def test_report_has_the_robustness_sets(report):
     robust = data["robustness"]["best"]  # models only: a hypothesis file has no robustness sets
     names = [row["set"] for row in robust["sets"]]
     assert names == ["plain", "long-2", "long-3", "long-4", "long-6", "upper", "upper-word",
-                     "lower", "pass", "upper-pass"]
+                     "lower", "pass", "upper-pass", "acronym", "upper-one"]
     long3 = robust["sets"][2]
     assert long3["pairs"] == data["sentences"] // 3 and "one_by_one_bleu" in long3
-    assert 0 <= robust["sets"][-1]["copied"] <= 1 and "emoji" in robust["sets"][-1]["copied_by_kind"]
+    upper_pass = robust["sets"][names.index("upper-pass")]
+    assert 0 <= upper_pass["copied"] <= 1 and "emoji" in upper_pass["copied_by_kind"]
+    assert 0 <= robust["sets"][names.index("acronym")]["copied"] <= 1
     assert robust["sets"][5]["all_caps"] > 0.9  # capitals in, capitals out
     assert sum(b["pairs"] for b in robust["by_source_length"]) == sum(
         row["pairs"] for row in robust["sets"][:5])

@@ -185,6 +185,58 @@ def test_runs_of_capitals_inside_a_sentence_are_truecased_acronyms_and_quotes_ke
         assert lower_shouted_runs(kept, score) == kept
 
 
+def test_acronyms_pass_through_numbered_in_order_with_the_spans_already_there():
+    from nmt.passthrough import protect_acronyms
+
+    protected = protect("Die EU zahlt 25,50 € an das FBI-Büro der NATO, sagt OU.")
+    assert protected.spans == ("25,50 €",)
+    unknown = {"EU", "FBI", "NATO"}.__contains__  # "OU": an acronym the vocabulary knows
+    out = protect_acronyms(protected, unknown)
+    assert out.spans == ("EU", "25,50 €", "FBI", "NATO")
+    p1, p2, p3, p4 = PLACEHOLDERS[:4]
+    assert out.text == f"Die {p1} zahlt {p2} an das {p3}-Büro der {p4}, sagt OU."
+    assert restore(f"The {p1} pays {p2} to the {p3} office of {p4}, says OU.", out.spans) == \
+        "The EU pays 25,50 € to the FBI office of NATO, says OU."
+    # never more than nine spans: the ones protect made come first, later acronyms stay text
+    eight = protect(" ".join(str(n) for n in range(8)) + " EU FBI NATO")
+    full = protect_acronyms(eight, unknown)
+    assert full.spans == tuple(str(n) for n in range(8)) + ("EU",)
+    assert full.text.endswith(f"{PLACEHOLDERS[8]} FBI NATO")
+
+
+def test_a_word_in_capitals_for_emphasis_is_truecased_an_acronym_kept():
+    from nmt.casing import lower_emphasis
+
+    scores = {"sehr": -6.0, "Sehr": -9.0, "hund": -12.0, "Hund": -6.0}
+    score = lambda w: scores.get(w, -20.0)  # noqa: E731
+    emphasis = {"SEHR", "HUND"}.__contains__
+    assert lower_emphasis("Ein Hund rennt SEHR schnell.", emphasis, score) == \
+        "Ein Hund rennt sehr schnell."
+    assert lower_emphasis("HUND im Schnee, SEHR kalt, EU.", emphasis, score) == \
+        "Hund im Schnee, sehr kalt, EU."
+    for kept in ("Die USA und die EU.", "Ein LKW.", "", "Ein Hund."):
+        assert lower_emphasis(kept, emphasis, score) == kept
+
+
+def test_acronym_and_emphasis_sets():
+    from nmt.robustness import ACRONYMS
+
+    src, tgt = toy_corpus(40, seed=5)
+    sets = {s.name: s for s in build_sets(src, tgt, "de", "en")}
+    acronym = sets["acronym"]
+    assert {token for _, token in acronym.tokens} <= set(ACRONYMS)
+    assert len({token for _, token in acronym.tokens}) > 3
+    for (_, token), s, r in zip(acronym.tokens, acronym.sources, acronym.references):
+        assert token in s and token in r
+    emphasis = sets["upper-one"]
+    assert emphasis.references == tgt
+    for typed, shouted in zip(src, emphasis.sources):
+        changed = [(a, b) for a, b in zip(typed.split(" "), shouted.split(" ")) if a != b]
+        assert len(shouted.split(" ")) == len(typed.split(" ")) and len(changed) <= 1
+        assert all(b == a.upper() and len(a) >= 4 for a, b in changed)
+    assert sum(a != b for a, b in zip(src, emphasis.sources)) > 30
+
+
 def test_safety_net_pieces():
     assert halve("eins zwei drei vier") == [("eins zwei", " "), ("drei vier", "")]
     assert halve("x" * 10) == [("x" * 5, ""), ("x" * 5, "")]

@@ -61,3 +61,12 @@ def test_shipped_metrics_name_their_test_scores():
         assert metrics["test_2016_flickr"]["bleu"] > 30, path
         if config.data.pairs:
             assert set(metrics["pairs"]) == set(config.data.pairs), path
+
+
+def test_acronyms_come_through_and_words_typed_in_capitals_are_translated(registry):
+    translator = registry.pick("de", "en")
+    acronyms, emphasis = translator.translate(["Die USA und die EU.", "Ein Hund rennt SEHR schnell."])
+    assert "EU" in acronyms and "USA" in acronyms  # "EU" was translated as a second "USA"
+    assert "SEHR" not in emphasis and "very" in emphasis.lower()
+    [truck] = translator.translate(["Ein LKW fährt."])  # an acronym the model knows: translated
+    assert "LKW" not in truck
