@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 
 from nmt.export.ct2 import export_ctranslate2, require_ctranslate2
+from nmt.report import System, significance
 from nmt.scoring import bleu
 from nmt.translator import Translator
 
@@ -211,8 +212,6 @@ def tune_length_penalty(ct2_dir: Path, val: tuple[list[str], list[str]], threads
 
 def paired(outputs: dict[str, list[str]], references: list[str]) -> dict:
     """nmt against CTranslate2 (the baseline): BLEU and chrF, p-values of paired tests."""
-    from nmt.report import System, significance
-
     return significance([System(name, hyps) for name, hyps in outputs.items()], "ctranslate2",
                         references)
 

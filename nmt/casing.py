@@ -116,11 +116,18 @@ def _quoted(run: list[str]) -> bool:
     return run[0][0] in _QUOTES or run[-1].rstrip(".,;:!?")[-1:] in _QUOTES
 
 
-def lower_shouted_runs(text: str, score) -> str:
+def lower_shouted_runs(text: str, score, is_emphasis: Callable[[str], bool] = lambda _: False) -> str:
     """``text`` with each run of words typed in capitals inside it (``SHOUTED_RUN_WORDS`` or more
     in a row, ``SHOUTED_RUN_LETTERS`` capitals or more) truecased: "Ein Mann FÄHRT FAHRRAD" as
-    "Ein Mann fährt Fahrrad". Read as typed, the model copied such runs untranslated; an acronym
-    or two ("die USA und die EU", "USA EU") and a run in quotation marks stay as they are."""
+    "Ein Mann fährt Fahrrad". Read as typed, the model copied such runs untranslated. In a
+    shorter run, only the words that ``is_emphasis`` takes for ordinary words typed so ("Ein
+    Hund rennt SEHR schnell": the model read "SEHR" as four letters); an acronym or two ("die
+    USA und die EU", "USA EU") and a run in quotation marks stay as they are."""
+    def emphasis(match: re.Match) -> str:
+        word = match.group(0)
+        return truecase_words(word.lower(), score) if in_capitals(word) and is_emphasis(word) \
+            else word
+
     parts = re.split(r"(\s+)", text)  # words at even places, the spacing between at odd
     capital = [i % 2 == 0 and in_capitals(p) for i, p in enumerate(parts)]
     i = 0
@@ -129,30 +136,17 @@ def lower_shouted_runs(text: str, score) -> str:
         while end < len(parts) and capital[end]:
             end += 2
         run = parts[i:end:2]
-        if len(run) >= SHOUTED_RUN_WORDS and not _quoted(run) and \
-                sum(len(cased_letters(w)) for w in run) >= SHOUTED_RUN_LETTERS:
+        if run and not _quoted(run):
+            shouted = len(run) >= SHOUTED_RUN_WORDS and \
+                sum(len(cased_letters(w)) for w in run) >= SHOUTED_RUN_LETTERS
+            first = parts[i]
             for at in range(i, end, 2):
-                parts[at] = truecase_words(parts[at].lower(), score)
-            if "".join(parts[:i]).strip() == "":
+                parts[at] = truecase_words(parts[at].lower(), score) if shouted \
+                    else _WORD.sub(emphasis, parts[at])
+            if parts[i] != first and "".join(parts[:i]).strip() == "":
                 parts[i] = _capitalize_start(parts[i])
         i = max(end, i + 2)
     return "".join(parts)
-
-
-def lower_emphasis(text: str, is_emphasis: Callable[[str], bool], score) -> str:
-    """``text`` with each single word in capitals that ``is_emphasis`` takes for an ordinary
-    word typed so ("Ein Hund rennt SEHR schnell") truecased, as ``lower_shouted_runs`` does for
-    runs: the model read "SEHR" as four letters. Acronyms stay (nmt/passthrough.py)."""
-    def lower(match: re.Match) -> str:
-        word = match.group(0)
-        return truecase_words(word.lower(), score) if in_capitals(word) and is_emphasis(word) \
-            else word
-
-    lowered = _WORD.sub(lower, text)
-    first = _WORD.search(text)
-    if first is not None and lowered != text and text[:first.start()].strip() == "":
-        lowered = _capitalize_start(lowered)
-    return lowered
 
 
 def lowercase_inside_sentence(first: str, lang: str) -> bool:

@@ -78,30 +78,28 @@ def upper_word_set(src: list[str], tgt: list[str]) -> RobustSet:
 def pass_set(src: list[str], tgt: list[str], seed: int = 0, upper: bool = False) -> RobustSet:
     """``upper``: the source in capitals around its token, as typed by someone who shouts and
     pastes a link (no names: a shouted name is in capitals too)."""
+    kinds = {kind: tokens for kind, tokens in PASS_THROUGH.items() if not (upper and kind == "name")}
     rng = random.Random(f"pass/{seed}" + ("/upper" if upper else ""))
-    kinds = [kind for kind in PASS_THROUGH if not (upper and kind == "name")]
-    sources, references, tokens = [], [], []
+    return _inserted("upper-pass" if upper else "pass", src, tgt, kinds, rng, upper)
+
+
+def acronym_set(src: list[str], tgt: list[str], seed: int = 0) -> RobustSet:
+    return _inserted("acronym", src, tgt, {"acronym": ACRONYMS}, random.Random(f"acronym/{seed}"))
+
+
+def _inserted(name: str, src: list[str], tgt: list[str], kinds: dict[str, tuple[str, ...]],
+              rng: random.Random, upper: bool = False) -> RobustSet:
+    """A token of each kind in turn put in source and reference at the same place."""
+    names, sources, references, tokens = list(kinds), [], [], []
     for i, (s, t) in enumerate(zip(src, tgt)):
-        kind = kinds[i % len(kinds)]
-        token = rng.choice(PASS_THROUGH[kind])
+        kind = names[i % len(names)]
+        token = rng.choice(kinds[kind])
         s, t = insert_span(s.upper() if upper else s, t, token,
                            rng.choice(("start", "end", "paren")))
         sources.append(s)
         references.append(t)
         tokens.append((kind, token))
-    return RobustSet("upper-pass" if upper else "pass", sources, references, tokens=tokens)
-
-
-def acronym_set(src: list[str], tgt: list[str], seed: int = 0) -> RobustSet:
-    rng = random.Random(f"acronym/{seed}")
-    sources, references, tokens = [], [], []
-    for s, t in zip(src, tgt):
-        token = rng.choice(ACRONYMS)
-        s, t = insert_span(s, t, token, rng.choice(("start", "end", "paren")))
-        sources.append(s)
-        references.append(t)
-        tokens.append(("acronym", token))
-    return RobustSet("acronym", sources, references, tokens=tokens)
+    return RobustSet(name, sources, references, tokens=tokens)
 
 
 def upper_one_set(src: list[str], tgt: list[str], seed: int = 0) -> RobustSet:

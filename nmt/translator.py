@@ -22,7 +22,6 @@ from nmt.casing import (
     in_capitals,
     is_lowercase,
     is_shouting,
-    lower_emphasis,
     lower_shouted_runs,
     shout,
     truecase,
@@ -214,19 +213,24 @@ class Translator:
         is_common = self.is_common_word if self.repair_names else None
         return [finish(t, p, is_common) for t, p in zip(done, prepared)]
 
+    def _known_forms(self, word: str) -> tuple[bool, bool]:
+        """Whether the vocabulary holds ``word`` whole as typed, and in small letters or
+        capitalised."""
+        return self.is_common_word(word), any(self.is_common_word(form)
+                                              for form in (word.lower(), word.capitalize()))
+
     def is_unknown_acronym(self, word: str) -> bool:
         """A word in capitals of at most ``ACRONYM_LETTERS`` letters that the vocabulary has no
         piece for, typed in capitals or not ("EU": "E" + "U", "eu", "Eu" likewise). "LKW" is
         one piece, a word the model learned (and translates: "truck"); "SEHR" is "sehr" typed
         for emphasis (``is_emphasis``)."""
-        return in_capitals(word) and len(word) <= ACRONYM_LETTERS and not any(
-            self.is_common_word(form) for form in (word, word.lower(), word.capitalize()))
+        return in_capitals(word) and len(word) <= ACRONYM_LETTERS and not any(self._known_forms(word))
 
     def is_emphasis(self, word: str) -> bool:
         """A word in capitals that the vocabulary knows only in small letters ("SEHR", "sehr"),
         or longer than acronyms are ("SCHNAPPSCHUSS")."""
-        return not self.is_common_word(word) and (len(word) > ACRONYM_LETTERS or any(
-            self.is_common_word(form) for form in (word.lower(), word.capitalize())))
+        as_typed, otherwise = self._known_forms(word)
+        return not as_typed and (len(word) > ACRONYM_LETTERS or otherwise)
 
     def is_common_word(self, word: str) -> bool:
         """A word the vocabulary holds whole (one piece): a real word, not a garbled copy."""
@@ -240,18 +244,17 @@ class Translator:
 
     def prepare(self, sentence: str) -> Prepared:
         spans = protect(sentence)
-        protected = spans if self.pass_through and self.tokenizer.has_placeholders \
-            else Protected(sentence, ())
+        passing = self.pass_through and self.tokenizer.has_placeholders
+        protected = spans if passing else Protected(sentence, ())
         # judged without the spans: a link or e-mail address keeps its lowercase in shouted text
         shouting = self.lower_capitals and is_shouting(spans.text)
         text = protected.text.lower() if shouting else protected.text
         # (piece scores are log-probabilities only in a unigram vocabulary)
         unigram = self.truecase and self.config.data.spm_model_type == "unigram"
         if self.lower_capitals and not shouting:
-            text = lower_shouted_runs(text, self.tokenizer.log_prob if unigram else lambda _: 0.0)
-            text = lower_emphasis(text, self.is_emphasis, self.tokenizer.log_prob if unigram
-                                  else lambda _: 0.0)
-            if protected is spans:  # what is left in capitals: acronyms, some unknown to the model
+            text = lower_shouted_runs(text, self.tokenizer.log_prob if unigram else lambda _: 0.0,
+                                      self.is_emphasis)
+            if passing:  # what is left in capitals: acronyms, some unknown to the model
                 protected = protect_acronyms(Protected(text, protected.spans), self.is_unknown_acronym)
                 text = protected.text
         if unigram and is_lowercase(text):

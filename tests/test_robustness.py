@@ -205,17 +205,17 @@ def test_acronyms_pass_through_numbered_in_order_with_the_spans_already_there():
 
 
 def test_a_word_in_capitals_for_emphasis_is_truecased_an_acronym_kept():
-    from nmt.casing import lower_emphasis
+    from nmt.casing import lower_shouted_runs
 
     scores = {"sehr": -6.0, "Sehr": -9.0, "hund": -12.0, "Hund": -6.0}
     score = lambda w: scores.get(w, -20.0)  # noqa: E731
     emphasis = {"SEHR", "HUND"}.__contains__
-    assert lower_emphasis("Ein Hund rennt SEHR schnell.", emphasis, score) == \
+    assert lower_shouted_runs("Ein Hund rennt SEHR schnell.", score, emphasis) == \
         "Ein Hund rennt sehr schnell."
-    assert lower_emphasis("HUND im Schnee, SEHR kalt, EU.", emphasis, score) == \
+    assert lower_shouted_runs("HUND im Schnee, SEHR kalt, EU.", score, emphasis) == \
         "Hund im Schnee, sehr kalt, EU."
-    for kept in ("Die USA und die EU.", "Ein LKW.", "", "Ein Hund."):
-        assert lower_emphasis(kept, emphasis, score) == kept
+    for kept in ("Die USA und die EU.", "Ein LKW.", "", "Ein Hund.", "Ein Schild: „SEHR“."):
+        assert lower_shouted_runs(kept, score, emphasis) == kept
 
 
 def test_acronym_and_emphasis_sets():
