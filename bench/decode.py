@@ -8,7 +8,7 @@ batches, with the models' caches and with a decoder that recomputes the whole pr
 (the no-cache baseline, timed in the same run, fp32), in fp32 and with int8 weights (the default); also
 single-sentence greedy latency (median, p90) and BLEU of every large-batch setting. Prints JSON.
 Model loading is excluded from every figure. Decoding writes only the target language's pieces
-when the model lists them (nmt/target_vocabulary.py); ``--full-vocabulary`` measures without.
+when the model lists them (nmt/decode/target_vocabulary.py); ``--full-vocabulary`` measures without.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from nmt.memory import keep_freed_memory  # noqa: E402 (imports no torch)
+from nmt.core.memory import keep_freed_memory  # noqa: E402 (imports no torch)
 
-keep_freed_memory()  # as the CLI and the server do, before torch allocates (nmt/memory.py)
+keep_freed_memory()  # as the CLI and the server do, before torch allocates (nmt/core/memory.py)
 import torch  # noqa: E402
 
-from nmt.checkpoint import read_model_config  # noqa: E402
-from nmt.corpus import read_parallel, split_file  # noqa: E402
-from nmt.scoring import bleu  # noqa: E402
-from nmt.translator import Translator  # noqa: E402
+from nmt.data.corpus import read_parallel, split_file  # noqa: E402
+from nmt.decode.translator import Translator  # noqa: E402
+from nmt.evaluate.scoring import bleu  # noqa: E402
+from nmt.models.directory import read_model_config  # noqa: E402
 
 
 def run(translator: Translator, ids, beam: int, batch_size: int, cache: bool) -> tuple[float, list]:
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed runs per engine with --peer")
     parser.add_argument("--full-vocabulary", action="store_true",
                         help="decode over the whole vocabulary, not the target language's pieces "
-                        "(nmt/target_vocabulary.py)")
+                        "(nmt/decode/target_vocabulary.py)")
     parser.add_argument("--pair", help="a direction of a multilingual model, e.g. fr-en "
                         "(default: the model's first)")
     args = parser.parse_args()
@@ -82,8 +82,8 @@ def main() -> None:
     for quantize in ("none", "int8") if args.beam is None else ("int8",):
         precision = "fp32" if quantize == "none" else quantize
         translator = Translator.load(args.model, quantize=quantize,
-                                     pair=tuple(args.pair.split("-")) if args.pair else None)
-        translator.restrict_output = not args.full_vocabulary
+                                     pair=tuple(args.pair.split("-")) if args.pair else None
+                                     ).with_options(restrict_output=not args.full_vocabulary)
         results["output_pieces"] = len(getattr(translator.decoder, "id_list", ())) \
             or translator.tokenizer.vocab_size
         sources, references = read_parallel(split_file(args.data, args.split, translator.src_lang),

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from load import Connection, free_port, process_tree, stop_server  # noqa: E402
 
-from nmt.corpus import read_lines, split_file  # noqa: E402
+from nmt.data.corpus import read_lines, split_file  # noqa: E402
 
 POISON = [
     '{"q": "\\ud800", "source": "de", "target": "en"}',

@@ -32,7 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nmt.corpus import read_lines, split_file  # noqa: E402
+from nmt.data.corpus import read_lines, split_file  # noqa: E402
 
 
 def free_port() -> int:

@@ -41,10 +41,10 @@ from pathlib import Path
 
 import torch
 
+from nmt.decode.translator import Translator
+from nmt.evaluate.report import System, significance
+from nmt.evaluate.scoring import bleu
 from nmt.export.ct2 import export_ctranslate2, require_ctranslate2
-from nmt.report import System, significance
-from nmt.scoring import bleu
-from nmt.translator import Translator
 
 BATCH_SIZES = (32, 64, 128, 256)
 CT2_LENGTH_PENALTIES = (0.6, 1.0, 1.5, 2.0)

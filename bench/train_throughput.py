@@ -25,17 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nmt.memory import keep_freed_memory  # noqa: E402 (imports no torch)
+from nmt.core.memory import keep_freed_memory  # noqa: E402 (imports no torch)
 
 if __name__ == "__main__" and not any(arg.startswith("marian") for arg in sys.argv):
     keep_freed_memory()  # as `nmt train` does, before torch allocates; the peer runs as a plain loop
 
 import torch  # noqa: E402
 
-from nmt.batching import BatchPlan  # noqa: E402
-from nmt.config import load_config  # noqa: E402
+from nmt.core.config import load_config  # noqa: E402
+from nmt.data.batching import BatchPlan  # noqa: E402
 from nmt.models import build_model  # noqa: E402
-from nmt.training import autocast, label_smoothed_loss  # noqa: E402
+from nmt.train.loop import autocast, label_smoothed_loss  # noqa: E402
 
 
 def model_summary(config) -> dict:
@@ -50,7 +50,7 @@ def model_summary(config) -> dict:
 
 def corpus_ids(config, vocab_size: int):
     """Token ids of the training split when it and a vocabulary exist, else length-matched noise."""
-    from nmt.corpus import load_split
+    from nmt.data.corpus import load_split
 
     spm = next(iter(sorted(Path("models").glob("*/spm.model"))), None)
     try:
@@ -58,7 +58,7 @@ def corpus_ids(config, vocab_size: int):
     except Exception:
         data = None
     if data is not None and spm is not None:
-        from nmt.tokenizer import Tokenizer
+        from nmt.data.tokenizer import Tokenizer
 
         tok = Tokenizer(spm)
         return tok.encode(data.src), tok.encode(data.tgt), tok.vocab_size, "multi30k"

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from nmt import __version__
-from nmt.config import DEFAULT_PRECISION, PRECISIONS
-from nmt.errors import NmtError
+from nmt.core.config import DEFAULT_PRECISION, PRECISIONS
+from nmt.core.errors import NmtError
 
 
 def eprint(*args) -> None:
@@ -25,7 +25,7 @@ def eprint(*args) -> None:
 
 
 def cmd_data_fetch(args) -> None:
-    from nmt.corpus import fetch_multi30k
+    from nmt.data.corpus import fetch_multi30k
 
     if args.corpus != "multi30k":
         raise NmtError(f"unknown corpus {args.corpus!r}; available: multi30k")
@@ -35,7 +35,7 @@ def cmd_data_fetch(args) -> None:
 
 
 def cmd_data_stats(args) -> None:
-    from nmt.corpus import corpus_stats
+    from nmt.data.corpus import corpus_stats
 
     langs = args.pair.split("-")
     tokenizer = None
@@ -44,7 +44,7 @@ def cmd_data_stats(args) -> None:
         found = sorted(Path("models").glob(f"*{args.pair}*/spm.model"))
         spm = found[0] if found else None
     if spm is not None:
-        from nmt.tokenizer import Tokenizer
+        from nmt.data.tokenizer import Tokenizer
 
         tokenizer = Tokenizer(spm)
     rows = corpus_stats(args.data, langs, tokenizer)
@@ -61,12 +61,13 @@ def cmd_data_stats(args) -> None:
 
 
 def cmd_data_vocab(args) -> None:
-    from nmt.config import load_config
-    from nmt.data import augmented_train
-    from nmt.tokenizer import train_tokenizer
+    from nmt.core.config import load_config
+    from nmt.data.prepare import augmented_train
+    from nmt.data.tokenizer import train_tokenizer
+    from nmt.train.distill import distilled_targets
 
     config = load_config(args.config, args.set)
-    data = augmented_train(config, log=eprint)
+    data = augmented_train(config, log=eprint, distill=distilled_targets)
     tok = train_tokenizer(data.src + data.tgt, args.out, config.data.vocab_size,
                           config.data.spm_model_type)
     eprint(f"wrote {args.out}: {tok.vocab_size} pieces ({config.data.spm_model_type})")
@@ -97,7 +98,7 @@ def resume_overrides(args) -> list[str]:
 def cmd_train(args) -> None:
     import shlex
 
-    from nmt.config import load_config
+    from nmt.core.config import load_config
 
     command = "nmt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
     if args.resume:
@@ -117,7 +118,7 @@ def cmd_train(args) -> None:
             overrides.append(f"data.tsv_file={args.tsv}")
         config = load_config(args.config, overrides)
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
-    from nmt.training import train
+    from nmt.train.loop import train
 
     train(config, run_dir, resume=bool(args.resume), command=command)
 
@@ -126,7 +127,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_translate(args) -> None:
-    from nmt.translator import Translator
+    from nmt.decode.translator import Translator
 
     if args.beam < 1:
         raise NmtError(f"--beam must be at least 1, got {args.beam}")
@@ -156,7 +157,7 @@ def cmd_translate(args) -> None:
             out_lines.append(result.text)
     text = "".join(line + "\n" for line in out_lines)
     if args.output:
-        from nmt.fileio import atomic_write_text
+        from nmt.core.files import atomic_write_text
 
         atomic_write_text(Path(args.output), text)
     else:
@@ -168,7 +169,7 @@ def cmd_translate(args) -> None:
 
 
 def cmd_release(args) -> None:
-    from nmt.release import release
+    from nmt.train.release import release
 
     release(Path(args.run_dir), Path(args.to), data=args.data, beam_size=args.beam,
             command=args.command, quantize=args.quantize, log=eprint)
@@ -178,17 +179,19 @@ def cmd_release(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from nmt.report import evaluate_command
+    from nmt.evaluate.report import evaluate
 
-    evaluate_command(args)
+    evaluate(args.model, args.out, hyp=args.hyp, pair=args.pair, split=args.split,
+             data=args.data, beam=args.beam, quantize=args.quantize, baseline=args.baseline,
+             robustness=args.robustness)
 
 
 # ----------------------------------------------------------------------------- nmt export
 
 
 def cmd_export(args) -> None:
-    from nmt.checkpoint import read_model_config
     from nmt.export import check_sentences
+    from nmt.models.directory import read_model_config
 
     model_dir = Path(args.model)
     if read_model_config(model_dir).data.pairs:
@@ -271,10 +274,12 @@ def add_data_commands(commands) -> None:
 
 
 def add_train_and_translate(commands) -> None:
-    tr = commands.add_parser("train", help="train a model from a config file")
+    tr = commands.add_parser("train", help="train a model from a config file",
+                             epilog="Every config key, its type, default, allowed range and meaning: "
+                                    "docs/CONFIG.md. A first run: --config configs/quickstart.toml")
     tr.add_argument("--config", help="TOML config, e.g. configs/transformer-de-en.toml")
     tr.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="override a config value (repeatable)")
+                    help="override a config value (repeatable; keys: docs/CONFIG.md)")
     tr.add_argument("--run-dir", help="where the run is written (default: runs/NAME)")
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last state")
     tr.add_argument("--src-file", help="source side of your own parallel corpus")
@@ -358,9 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nmt.memory import keep_freed_memory
+    from nmt.core.memory import keep_freed_memory
 
-    keep_freed_memory()  # before torch allocates anything, for every command (nmt/memory.py)
+    keep_freed_memory()  # before torch allocates anything, for every command (nmt/core/memory.py)
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

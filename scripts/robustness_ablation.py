@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nmt.corpus import read_parallel, split_file  # noqa: E402
-from nmt.robustness import build_sets, evaluate_robustness, source_lengths  # noqa: E402
-from nmt.translator import Translator  # noqa: E402
+from nmt.data.corpus import read_parallel, split_file  # noqa: E402
+from nmt.decode.translator import Translator  # noqa: E402
+from nmt.evaluate.robustness import build_sets, evaluate_robustness, source_lengths  # noqa: E402
 
 FIGURES = {"plain": ("plain", "bleu"), "plain length ratio": ("plain", "length_ratio"),
            "long-3": ("long-3", "bleu"), "long-3 one by one": ("long-3", "one_by_one_bleu"),
@@ -63,11 +63,12 @@ def main() -> None:
             return summary(evaluate_robustness(translator, chosen, args.beam, lengths, quiet))
 
         rows = {"all on": summary(evaluate_robustness(translator, sets, args.beam, lengths, quiet))}
+        all_on = translator
         for flag, names in (("pass_through", ["pass"]), ("repair_names", ["pass"]),
                             ("lower_capitals", ["upper"]), ("truecase", ["upper", "lower"])):
-            setattr(translator, flag, False)
+            translator = all_on.with_options(**{flag: False})
             rows[f"{flag} off"] = measure(names)
-            setattr(translator, flag, True)
+        translator = all_on
         ratio = translator.config.decode.min_length_ratio
         decode_with(translator, min_length_ratio=0.0)
         rows["clause retry off"] = measure(["long-3", "long-6"])

@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from nmt.core.memory import keep_freed_memory
 from serve.batcher import Batcher
 from serve.registry import Registry, find_model_dirs
 from serve.routes import ApiError, router
@@ -33,7 +34,7 @@ def load_registry(settings: Settings) -> Registry:
     if not paths and settings.models_dir == "models":  # run from elsewhere: the repo's own models
         paths = [str(p) for p in find_model_dirs(Path(__file__).resolve().parent.parent / "models")]
     if not paths:
-        from nmt.errors import NmtError
+        from nmt.core.errors import NmtError
 
         raise NmtError(f"no models to serve: none under {settings.models_dir}/ and NMT_MODELS is empty")
     # With worker processes the server itself stays on one torch thread (serve/workers.py).
@@ -76,6 +77,9 @@ class Measure:
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    # Before the models allocate (nmt/core/memory.py), however the app is started (``nmt serve``,
+    # ``uvicorn --factory``); the forked workers inherit it. Not on import: importing has no effects.
+    keep_freed_memory()
     settings = settings or get_settings()
 
     @asynccontextmanager

@@ -3,7 +3,7 @@
 Requests put their sentences on one bounded queue. A worker takes what is waiting, up to
 ``max_sentences``. While another batch is in the model (the server is under load) it first waits
 at most ``max_wait`` for more, so batches grow (5 ms by default: with worker processes, 0-10 ms
-served 32 clients alike and 20 ms less; see the README); jobs that are already waiting always
+served 32 clients alike, 20 ms less); jobs that are already waiting always
 join. A lone request on an idle server goes at once. The worker groups its jobs
 by model and search settings, translates each group as one batch off the event loop (in a worker
 process by default, serve/workers.py), and hands every request its own results. A full queue

@@ -48,7 +48,7 @@ def listen(host: str, port: int):
     """The server's socket, bound before anything else happens."""
     import socket
 
-    from nmt.errors import NmtError
+    from nmt.core.errors import NmtError
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

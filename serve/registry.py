@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nmt.config import DEFAULT_PRECISION
-from nmt.corpus import LANGUAGE_NAMES
-from nmt.errors import NmtError
-from nmt.translator import Translator
+from nmt.core.config import DEFAULT_PRECISION
+from nmt.core.errors import NmtError
+from nmt.data.corpus import LANGUAGE_NAMES
+from nmt.decode.translator import Translator
 
 
 def find_model_dirs(root: str | Path) -> list[Path]:

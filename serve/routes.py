@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from nmt.segment import split_sentences
-from nmt.translation import join_translations
+from nmt.text.pieces import join_translations
+from nmt.text.sentences import split_sentences
 from serve.batcher import Batcher, QueueFull
 from serve.registry import Registry
 from serve.schemas import ErrorResponse, Language, TranslateRequest, TranslateResponse

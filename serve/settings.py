@@ -10,17 +10,17 @@ from typing import Literal
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nmt.errors import NmtError
+from nmt.core.errors import NmtError
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NMT_", env_file=".env", extra="ignore")
 
     models: str = ""  # comma-separated model directories; empty: every one under models_dir
-    models_dir: str = "models"
+    models_dir: str = "models"  # where to look when NMT_MODELS is empty
     default_models: str = ""  # e.g. "de-en=transformer-de-en"; else the best val BLEU per pair
-    host: str = "127.0.0.1"
-    port: int = Field(5000, ge=0, le=65535)
+    host: str = "127.0.0.1"  # address to listen on
+    port: int = Field(5000, ge=0, le=65535)  # port to listen on
     char_limit: int = Field(5000, ge=1)  # characters per text
     batch_limit: int = Field(64, ge=1)  # texts per request
     sentence_limit: int = Field(256, ge=1)  # sentences per request, after splitting the texts
@@ -35,22 +35,22 @@ class Settings(BaseSettings):
     api_keys: str = ""  # comma-separated; empty: no key needed
     metrics_public: bool = False  # /metrics without a key even when keys are set
     cors_origins: str = ""  # comma-separated origins allowed by CORS
-    beam_size: int = Field(4, ge=1, le=64)
-    max_beam_size: int = Field(8, ge=1, le=64)
-    max_alternatives: int = Field(4, ge=0, le=63)
+    beam_size: int = Field(4, ge=1, le=64)  # beam size when a request names none
+    max_beam_size: int = Field(8, ge=1, le=64)  # largest beam_size a request may ask for
+    max_alternatives: int = Field(4, ge=0, le=63)  # most alternatives a request may ask for
     queue_size: int = Field(256, ge=1)  # sentences waiting (short requests and large work each); beyond: 503
     max_wait_ms: float = Field(5.0, ge=0, le=10_000)  # under load, how long a batch waits for more
-    batch_max_sentences: int = Field(64, ge=1)
-    request_timeout_s: float = Field(30.0, gt=0, le=3600)
+    batch_max_sentences: int = Field(64, ge=1)  # sentences decoded in one batch at most
+    request_timeout_s: float = Field(30.0, gt=0, le=3600)  # a request not answered by then gets 504
     # A client that stalls: its connection is closed when the request headers have not all
     # arrived in header_timeout_s, its request refused (408) when the body stalls that long.
     header_timeout_s: float = Field(10.0, gt=0, le=3600)
-    body_timeout_s: float = Field(10.0, gt=0, le=3600)
-    quantize: Literal["int8", "none"] = "int8"  # decoding weights (nmt.config.PRECISIONS)
+    body_timeout_s: float = Field(10.0, gt=0, le=3600)  # (see header_timeout_s)
+    quantize: Literal["int8", "none"] = "int8"  # decoding weights (nmt.core.config.PRECISIONS)
     # Batches translated side by side (0: one per core) and torch threads per batch (0: the cores
-    # shared among the workers). See serve/batcher.py and the README's load figures.
+    # shared among the workers). See serve/batcher.py.
     workers: int = Field(0, ge=0, le=256)
-    threads: int = Field(0, ge=0, le=256)
+    threads: int = Field(0, ge=0, le=256)  # (see workers)
     # Workers are processes of their own (serve/workers.py: two processes decode side by side,
     # two threads of one process mostly take turns), or threads of the server process. Processes
     # are forked, which only Linux does safely.

@@ -2,9 +2,8 @@
 
 A decoder step at service batch sizes is a chain of small operations, and every one of them
 needs Python's interpreter lock to be dispatched. Two batches decoded by two threads of one
-process therefore take turns more than they run side by side: on 2 cores, batches of 12 random
-test sentences with beam 4 went at 87 sentences/s on one thread, 100-115/s on two threads, and
-161/s in two processes. So by default each worker is a process of its own, forked from the
+process therefore take turns more than they run side by side (two processes decoded about 1.5x what two
+threads did on 2 cores, ``bench/load.py``). So by default each worker is a process of its own, forked from the
 server after the models are loaded: it shares their weights (copy-on-write) and starts at once.
 
 Forked workers keep the GNU OpenMP rule: a child of a process whose OpenMP thread pool has run

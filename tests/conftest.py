@@ -97,7 +97,7 @@ def toy_multi_corpus_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def toy_tokenizer(tmp_path_factory, toy_corpus_dir):
-    from nmt.tokenizer import train_tokenizer
+    from nmt.data.tokenizer import train_tokenizer
 
     src, tgt = toy_corpus(1500, 0)
     return train_tokenizer(src + tgt, tmp_path_factory.mktemp("spm") / "spm.model", vocab_size=320)
@@ -105,7 +105,7 @@ def toy_tokenizer(tmp_path_factory, toy_corpus_dir):
 
 def tiny_config(corpus: Path, arch: str = "transformer", data: dict | None = None,
                 vocab_size: int = 320, **train):
-    from nmt.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainConfig
+    from nmt.core.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainConfig
 
     defaults = dict(max_tokens=1500, lr=3e-3, warmup_steps=50, max_epochs=2, log_every_steps=10,
                     save_every_steps=20, average_last=2, precision="fp32", label_smoothing=0.0,
@@ -125,7 +125,7 @@ def tiny_config(corpus: Path, arch: str = "transformer", data: dict | None = Non
 def trained_model_dir(tmp_path_factory, toy_corpus_dir) -> Path:
     """A tiny Transformer trained on the toy corpus until it translates it (about 25 s), with
     joined examples and pass-through spans as the shipped models are."""
-    from nmt.training import train
+    from nmt.train.loop import train
 
     run = tmp_path_factory.mktemp("run") / "tiny"
     torch.manual_seed(0)

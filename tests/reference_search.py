@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from nmt.search import NEG_INF, Hypothesis, _restrict, length_penalty, max_lengths
-from nmt.tokenizer import BOS_ID, EOS_ID
+from nmt.data.tokenizer import BOS_ID, EOS_ID
+from nmt.decode.search import NEG_INF, Hypothesis, _restrict, length_penalty, max_lengths
 
 
 @torch.inference_mode()

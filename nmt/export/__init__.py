@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nmt.checkpoint import read_model_config
-from nmt.corpus import read_lines, split_file
-from nmt.errors import NmtError
+from nmt.core.errors import NmtError
+from nmt.data.corpus import read_lines, split_file
+from nmt.models.directory import read_model_config
 
 # Where no corpus is at hand, the export is checked on these (Multi30k-like captions).
 BUILT_IN = {

@@ -21,10 +21,10 @@ import zipfile
 from pathlib import Path
 
 from nmt import __version__
-from nmt.checkpoint import read_model_config
-from nmt.corpus import LANGUAGE_NAMES
-from nmt.errors import NmtError
+from nmt.core.errors import NmtError
+from nmt.data.corpus import LANGUAGE_NAMES
 from nmt.export.ct2 import SelfCheck, export_ctranslate2
+from nmt.models.directory import read_model_config
 
 ARGOS_VERSION = "1.9.0"  # the package format these packages follow
 

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import torch
 
-from nmt.batching import encode_source, pad
-from nmt.checkpoint import load_weights, read_model_config, replace_dir
-from nmt.errors import NmtError
+from nmt.core.errors import NmtError
+from nmt.core.files import replace_dir
+from nmt.data.batching import encode_source, pad
+from nmt.data.tokenizer import PAD_ID, Tokenizer
+from nmt.decode.search import greedy_search
 from nmt.models import build_model
-from nmt.search import greedy_search
-from nmt.tokenizer import PAD_ID, Tokenizer
+from nmt.models.directory import load_weights, read_model_config
 
 QUANTIZATIONS = ("none", "int8")
 SELF_CHECK_AGREEMENT = 0.9  # of the sentences; 1,000 of 1,000 test_2016_flickr ones agree

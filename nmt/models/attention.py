@@ -8,7 +8,7 @@
 per call whichever is faster, measured on a 2-core AVX-512 CPU: for training (gradients on,
 short sentences) the explicit version is ~3x faster than PyTorch's fused CPU kernel, whose backward
 pass is slow; for decoding (no gradients, one query) the fused kernel is ~2x faster.
-``tests/test_attention.py`` checks that both agree.
+``tests/models/test_attention.py`` checks that both agree.
 
 Masks are boolean and broadcast to (B, h, T_q, T_k): True where a query may attend.
 """

@@ -57,7 +57,7 @@ class Seq2Seq(nn.Module):
         if self.output is None:  # tied to the embedding
             weight = self.embed.weight.detach()[ids]
             return lambda x: F.linear(x, weight)
-        if hasattr(self.output, "rows"):  # an Int8Linear (nmt/quantize.py)
+        if hasattr(self.output, "rows"):  # an Int8Linear (nmt/decode/quantize.py)
             return self.output.rows(ids)
         weight = self.output.weight.detach()[ids]
         bias = None if self.output.bias is None else self.output.bias.detach()[ids]
@@ -78,11 +78,6 @@ class Seq2Seq(nn.Module):
     def fuse_projections(self) -> None:
         """For decoding copies: merge products that always run together into one (the
         Transformer's attention projections); nothing to merge by default."""
-
-    def use_native_step(self) -> bool:
-        """Decode int8 steps in one native call where the model has one (the Transformer);
-        True if it will."""
-        return False
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

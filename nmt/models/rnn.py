@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nmt.data.tokenizer import BOS_ID, PAD_ID
 from nmt.models.base import Seq2Seq
 from nmt.models.dropout import Dropout
-from nmt.tokenizer import BOS_ID, PAD_ID
 
 
 @dataclass

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nmt.data.tokenizer import PAD_ID
 from nmt.models.attention import MultiHeadAttention
 from nmt.models.base import Seq2Seq
 from nmt.models.dropout import Dropout
-from nmt.tokenizer import PAD_ID
 
 
 def sinusoidal_positions(max_len: int, d_model: int) -> torch.Tensor:
@@ -193,14 +193,8 @@ class Transformer(Seq2Seq):
         self.encoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
         self.output = None if tie_embeddings else nn.Linear(d_model, vocab_size, bias=False)
-        self.native_step = None  # int8 decoding in one C call (nmt/native_step.py), once set
-
-    def use_native_step(self) -> bool:
-        """Decode through ``NativeStep`` where it covers this (int8) model; True if it does."""
-        from nmt.native_step import NativeStep
-
-        self.native_step = NativeStep.build(self)
-        return self.native_step is not None
+        # int8 decoding in one C call, set by nmt/decode/quantize.py where it covers the model
+        self.native_step = None
 
     # 3.4 Embeddings: the same weights for source, target and the pre-softmax projection,
     # multiplied by sqrt(d_model) on the way in. 3.5 Positional encoding: added.

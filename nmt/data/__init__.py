@@ -1,0 +1,1 @@
+"""Corpora, the SentencePiece tokenizer, augmentation and batching: from files to training ids."""

@@ -1,0 +1,1 @@
+"""Scoring with sacreBLEU, robustness sets and evaluation reports (``nmt evaluate``)."""
