@@ -6,11 +6,14 @@ Starts `nmt serve` on a free local port (request timeout 1.5 s, so that timeouts
 phase; the other limits at their defaults), keeps ``--clients`` normal clients translating
 single sentences the whole time, and runs phases one after another: nothing else (the
 baseline), poison requests (lone surrogates, a text of 5,000 zeros, 80 long words, 5,000 random
-letters, absurd numbers, deep nesting), oversized but legal requests,
-requests abandoned by their clients, requests that time out, attention requests on long texts,
+letters, absurd numbers, deep nesting), texts that make backtracking patterns slow (long runs
+of non-space characters that a link, e-mail or number pattern almost matches, in several
+shapes, 64 texts of 5,000 characters a request), oversized but legal requests, requests
+abandoned by their clients, requests that time out, attention requests on long texts,
 stalled connections (headers or half a body, never finished), and a killed worker process. For
-each phase: the normal requests' failures and latency p50/p95, what the abusive requests got,
-and how soon after an abandoned or timed-out request the next normal one was served.
+each phase: the normal requests' failures and latency p50/p95, ``/health``'s latency p50/p99/max
+(asked every 50 ms: the event loop's responsiveness), what the abusive requests got, and how
+soon after an abandoned or timed-out request the next normal one was served.
 
 Bounded: every phase has a fixed length, every request a timeout, and the server is stopped at
 the end; all traffic goes to 127.0.0.1.
@@ -49,15 +52,25 @@ POISON = [
 ]
 
 
+# Runs of non-space characters that the span patterns (nmt/text/passthrough.py) almost match:
+# each made a backtracking scan quadratic (0.3 s for 5,000 characters, on the event loop).
+REGEX_HOSTILE = ["a-" * 2499, "a." * 2499 + "@", "aB" * 2500, "!'" * 2500, "a@b" * 1666,
+                 "1 \U0001F600 " * 1250, "www." * 1249 + "@", ". " * 2500]
+
+
 class Phases:
     """Which phase a normal request started in, and what happened to it."""
 
     def __init__(self):
         self.name = "warm-up"
         self.results: dict[str, list[tuple[float, int | str]]] = {}
+        self.health: dict[str, list[float]] = {}
 
     def record(self, phase: str, seconds: float, status) -> None:
         self.results.setdefault(phase, []).append((seconds, status))
+
+    def record_health(self, phase: str, seconds: float) -> None:
+        self.health.setdefault(phase, []).append(seconds)
 
 
 async def raw_post(port: int, body: bytes, timeout: float = 60.0) -> int | str:
@@ -85,6 +98,21 @@ async def normal_client(port: int, sentences: list[str], phases: Phases, stop: a
             connection.close()
         phases.record(phase, time.perf_counter() - start, status)
     connection.close()
+
+
+async def health_prober(port: int, phases: Phases, stop: asyncio.Event) -> None:
+    """``GET /health`` every 50 ms: how long the event loop keeps a trivial request waiting."""
+    while not stop.is_set():
+        phase, start = phases.name, time.perf_counter()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            await asyncio.wait_for(reader.read(), 30)
+            writer.close()
+        except (OSError, TimeoutError):
+            pass
+        phases.record_health(phase, time.perf_counter() - start)
+        await asyncio.sleep(0.05)
 
 
 async def probe_delay(port: int) -> float:
@@ -136,6 +164,7 @@ async def run_phases(port: int, server_pid: int, sentences: list[str], clients: 
     phases, stop = Phases(), asyncio.Event()
     workers = [asyncio.ensure_future(normal_client(port, sentences[i::clients], phases, stop))
                for i in range(clients)]
+    workers.append(asyncio.ensure_future(health_prober(port, phases, stop)))
     await asyncio.sleep(3)
     extra: dict[str, dict] = {}
 
@@ -153,6 +182,14 @@ async def run_phases(port: int, server_pid: int, sentences: list[str], clients: 
         while time.perf_counter() - started[0] < seconds:
             statuses.append(await raw_post(port, POISON[len(statuses) % len(POISON)].encode()))
             await asyncio.sleep(0.2)
+        return {"statuses": sorted({str(s) for s in statuses}), "sent": len(statuses)}
+
+    async def regex_hostile():
+        statuses = []
+        while time.perf_counter() - started[0] < seconds:
+            text = REGEX_HOSTILE[len(statuses) % len(REGEX_HOSTILE)]
+            body = json.dumps({"q": [text] * 64, "source": "de", "target": "en"}).encode()
+            statuses.append(await raw_post(port, body))
         return {"statuses": sorted({str(s) for s in statuses}), "sent": len(statuses)}
 
     # A text of about 1,100 subwords: three of them at beam 4 are just within NMT_WORK_LIMIT.
@@ -188,6 +225,7 @@ async def run_phases(port: int, server_pid: int, sentences: list[str], clients: 
         return {"killed_pid": children[0] if children else None}
 
     for name, abuse in (("baseline", lambda: asyncio.sleep(0)), ("poison", poison),
+                        ("regex-hostile", regex_hostile),
                         ("oversized", oversized), ("abandoned", abandoned),
                         ("timed-out", timed_out), ("attention", attention),
                         ("stalled", stalled), ("worker-killed", killed)):
@@ -207,9 +245,15 @@ def summarise(phases: Phases, extra: dict) -> dict:
         def pct(q):
             return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
 
+        health = sorted(phases.health.get(name, [0.0]))
         out[name] = {"normal_requests": len(rows), "normal_failures": len(failures),
                      "failure_kinds": sorted(set(failures)),
-                     "latency_ms": {"p50": pct(0.5), "p95": pct(0.95)}, **extra.get(name, {})}
+                     "latency_ms": {"p50": pct(0.5), "p95": pct(0.95)},
+                     "health_ms": {"p50": round(health[len(health) // 2] * 1000, 1),
+                                   "p99": round(health[min(len(health) - 1,
+                                                           int(0.99 * len(health)))] * 1000, 1),
+                                   "max": round(health[-1] * 1000, 1)},
+                     **extra.get(name, {})}
     return out
 
 

@@ -172,7 +172,8 @@ def cmd_release(args) -> None:
     from nmt.train.release import release
 
     release(Path(args.run_dir), Path(args.to), data=args.data, beam_size=args.beam,
-            command=args.command, quantize=args.quantize, log=eprint)
+            command=args.command, quantize=args.quantize, log=eprint, replace=args.force >= 1,
+            replace_better=args.force >= 2)
 
 
 # ----------------------------------------------------------------------------- nmt evaluate
@@ -183,7 +184,7 @@ def cmd_evaluate(args) -> None:
 
     evaluate(args.model, args.out, hyp=args.hyp, pair=args.pair, split=args.split,
              data=args.data, beam=args.beam, quantize=args.quantize, baseline=args.baseline,
-             robustness=args.robustness)
+             robustness=args.robustness, replace=args.force)
 
 
 # ----------------------------------------------------------------------------- nmt export
@@ -311,6 +312,7 @@ def add_evaluate_release_serve(commands) -> None:
     ev.add_argument("--baseline", help="system the others are tested against")
     ev.add_argument("--beam", type=int, default=4, help="beam size")
     ev.add_argument("--out", default="reports/latest", help="report folder")
+    ev.add_argument("--force", action="store_true", help="replace --out if it exists")
     ev.add_argument("--no-robustness", dest="robustness", action="store_false",
                     help="skip the robustness sets (long, UPPER/lower, pass-through; default on)")
     add_quantize(ev)
@@ -318,7 +320,9 @@ def add_evaluate_release_serve(commands) -> None:
 
     rel = commands.add_parser("release", help="turn a training run into a scored model directory")
     rel.add_argument("run_dir", help="a finished training run, e.g. runs/transformer-de-en")
-    rel.add_argument("--to", required=True, help="e.g. models/transformer-de-en")
+    rel.add_argument("--to", required=True, help="a new model directory, e.g. models/my-de-en")
+    rel.add_argument("--force", action="count", default=0,
+                     help="replace --to if it exists; twice, even when its val BLEU is higher")
     rel.add_argument("--data", default="data/multi30k", help="corpus folder")
     rel.add_argument("--beam", type=int, default=4, help="beam size")
     rel.add_argument("--command", default="", help="the command that trained it, for the card "
@@ -374,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as error:  # a full disk, a read-only folder, a file where a folder should be
+        where = f"{error.filename}: " if error.filename else ""
+        eprint(f"nmt: error: {where}{error.strerror or error}")
+        return 2
     return 0
 
 

@@ -55,6 +55,15 @@ class Measure:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start, status = time.perf_counter(), None
+        names = {name for name, _ in scope["headers"]}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            # RFC 9112 6.1: a request with both may be smuggling a second one in its body; it
+            # is refused and its connection closed, so nothing after it is read as a request.
+            await JSONResponse({"error": "both Content-Length and Transfer-Encoding: ambiguous "
+                                         "request length"}, status_code=400,
+                               headers={"Connection": "close"})(scope, receive, send)
+            REQUESTS.labels("unmatched", "400").inc()
+            return
 
         async def send_noting_status(message):
             nonlocal status
@@ -99,6 +108,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     # /docs and /redoc from assets the fastapi-offline package ships: they work with no internet.
     app = FastAPIOffline(title="nmt", version=__import__("nmt").__version__, lifespan=lifespan,
+                         redirect_slashes=False,  # a redirect would be built from the Host header
                          description="Neural machine translation, LibreTranslate-compatible.")
     app.state.settings = settings
     if settings.origins():

@@ -4,7 +4,9 @@ descriptors costs refused connections and one log line a minute, not a flood of 
 uvicorn closes an idle keep-alive connection, but a connection that sends half its headers (or
 nothing) and then stalls is kept forever: enough of them use up the process's file descriptors.
 ``StallTimeoutH11Protocol`` closes a connection whose request headers have not all arrived within
-``NMT_HEADER_TIMEOUT_S``; a body that stalls is cut by the route (``NMT_BODY_TIMEOUT_S``, 408).
+``NMT_HEADER_TIMEOUT_S``, and one whose client stops reading its response for
+``NMT_WRITE_TIMEOUT_S``; a body that stalls or trickles is cut by the route
+(``NMT_BODY_TIMEOUT_S``, ``NMT_BODY_DEADLINE_S``, 408).
 """
 
 from __future__ import annotations
@@ -18,10 +20,26 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 class StallTimeoutH11Protocol(H11Protocol):
     header_timeout = 10.0  # set from Settings by serve/main.py
+    write_timeout = 30.0
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self.header_timer = self.loop.call_later(self.header_timeout, self.headers_too_slow)
+        self.write_timer = None
+
+    def pause_writing(self) -> None:
+        """The client has stopped reading: its response waits in the send buffer. A client
+        that does not read on within ``write_timeout`` is cut off."""
+        super().pause_writing()
+        if self.write_timer is None:
+            # abort, not close: close would wait for the very buffer that is not draining
+            self.write_timer = self.loop.call_later(self.write_timeout, self.transport.abort)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
 
     def headers_too_slow(self) -> None:
         if self.cycle is None and not self.transport.is_closing():  # no request has begun
@@ -29,6 +47,8 @@ class StallTimeoutH11Protocol(H11Protocol):
 
     def connection_lost(self, exc) -> None:
         self.header_timer.cancel()
+        if self.write_timer is not None:
+            self.write_timer.cancel()
         super().connection_lost(exc)
 
 

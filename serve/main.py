@@ -36,10 +36,11 @@ def run(models: list[str] | None = None, host: str | None = None, port: int | No
 
     raise_open_file_limit()
     StallTimeoutH11Protocol.header_timeout = settings.header_timeout_s
+    StallTimeoutH11Protocol.write_timeout = settings.write_timeout_s
     config = uvicorn.Config(create_app(settings, registry), log_level="info",
                             timeout_graceful_shutdown=30, timeout_keep_alive=5,
                             http=StallTimeoutH11Protocol)
-    server = uvicorn.Server(config)
+    server = _draining_server_class()(config)
     quiet_descriptor_errors()
     server.run(sockets=[sock])
 
@@ -59,3 +60,26 @@ def listen(host: str, port: int):
         sock.close()
         raise NmtError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     return sock
+
+
+def _draining_server_class():
+    import contextlib
+    import signal
+
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """SIGHUP (a closed terminal, a supervisor's reload) drains like SIGTERM: the requests in
+        flight finish, then the process exits. uvicorn itself handles only SIGINT and SIGTERM,
+        and the default SIGHUP ended the server at once. (No reload: models load at start.)"""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            previous = signal.signal(signal.SIGHUP, self.handle_exit)
+            try:
+                with super().capture_signals():
+                    yield
+            finally:
+                signal.signal(signal.SIGHUP, previous)
+
+    return DrainingServer

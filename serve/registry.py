@@ -17,8 +17,11 @@ from nmt.decode.translator import Translator
 
 
 def find_model_dirs(root: str | Path) -> list[Path]:
+    """The model directories under ``root``; dot-named folders (a write in progress, or the
+    leftovers of one that was killed: nmt/core/files.py) are not models."""
     root = Path(root)
-    return sorted(p.parent for p in root.glob("*/model.safetensors")) if root.is_dir() else []
+    return sorted(p.parent for p in root.glob("*/model.safetensors")
+                  if not p.parent.name.startswith(".")) if root.is_dir() else []
 
 
 def val_bleu(path: Path) -> dict[str, float]:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from nmt.text.pieces import join_translations
 from nmt.text.sentences import split_sentences
@@ -25,6 +26,11 @@ from serve.settings import Settings
 from serve.workers import WorkerDied
 
 router = APIRouter()
+
+
+def quoted(value: str, most: int = 40) -> str:
+    """What the client sent, quoted in an error: a short prefix, never the whole of it."""
+    return repr(value if len(value) <= most else value[:most] + "...")
 
 
 class ApiError(Exception):
@@ -53,27 +59,38 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 408, 413, 422, 503, 504)}
 
 
-async def read_body(request: Request, limit: int, stall_timeout: float) -> bytes:
+async def read_body(request: Request, limit: int, stall_timeout: float,
+                    deadline: float = 60.0) -> bytes:
+    """The body, refused (413) past ``limit`` bytes, and (408) when it stalls ``stall_timeout``
+    seconds or has not all arrived within ``deadline`` seconds."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body over the limit of {limit} bytes")
     body = bytearray()
     chunks = request.stream().__aiter__()
+    ends = asyncio.get_running_loop().time() + deadline
     while True:
+        left = ends - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise ApiError(408, f"the request body took longer than {deadline} s")
         try:
-            chunk = await asyncio.wait_for(chunks.__anext__(), stall_timeout)
+            chunk = await asyncio.wait_for(chunks.__anext__(), min(stall_timeout, left))
         except StopAsyncIteration:
             return bytes(body)
+        except ClientDisconnect:  # nobody to answer; the status is for the access log only
+            raise ApiError(499, "the client closed the connection") from None
         except TimeoutError:
+            if asyncio.get_running_loop().time() >= ends:
+                raise ApiError(408, f"the request body took longer than {deadline} s") from None
             raise ApiError(408, f"the request body stalled for {stall_timeout} s") from None
         body += chunk
         if len(body) > limit:
             raise ApiError(413, f"request body over the limit of {limit} bytes")
 
 
-async def parse_request(request: Request, limit: int, stall_timeout: float = 10.0
-                        ) -> TranslateRequest:
-    body = await read_body(request, limit, stall_timeout)
+async def parse_request(request: Request, limit: int, stall_timeout: float = 10.0,
+                        deadline: float = 60.0) -> TranslateRequest:
+    body = await read_body(request, limit, stall_timeout, deadline)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         from starlette.datastructures import Headers
@@ -92,7 +109,7 @@ async def parse_request(request: Request, limit: int, stall_timeout: float = 10.
         raw: dict = {}
         for key, value in form.multi_items():
             if not isinstance(value, str):
-                raise ApiError(400, f"field {key!r} must be text, not a file")
+                raise ApiError(400, f"field {quoted(key)} must be text, not a file")
             raw.setdefault(key, []).append(value)
         payload = {k: v[0] if len(v) == 1 else v for k, v in raw.items()}
         for key in ("alternatives", "beam_size"):  # forms carry numbers as text
@@ -150,7 +167,7 @@ def check_limits(req: TranslateRequest, settings: Settings) -> list[str]:
             raise ApiError(413, f"text {i} has {len(text)} characters (limit {settings.char_limit})")
         check_text(text, f"text {i}")
     if req.format != "text":
-        raise ApiError(400, f"format {req.format!r} is not supported; use text")
+        raise ApiError(400, f"format {quoted(req.format)} is not supported; use text")
     if req.source == "auto":
         raise ApiError(400, "source 'auto' is not supported yet: language detection does not "
                             "exist; give the source language")
@@ -161,11 +178,24 @@ def check_limits(req: TranslateRequest, settings: Settings) -> list[str]:
     return texts
 
 
-def check_work(translator, sentences: list[str], beam_size: int, settings: Settings) -> list[int]:
-    """The subwords of each sentence, once the request's work is known to be within bounds:
-    decoding costs about beam size x source subwords (the output is at most a fixed multiple of
-    the source), so that product is what a request may not exceed."""
-    tokens = translator.source_lengths(sentences)
+def prepare_request(translator, texts: list[str], beam_size: int, settings: Settings):
+    """Each text split into sentences (``pieces``, to join the translations back), each sentence
+    through the input pipeline once (``prepared``), and its subwords (``tokens``), once the
+    request is known to be within its sentence and work limits."""
+    pieces = [split_sentences(t) if t.strip() else [] for t in texts]
+    sentences = [s for p in pieces for s, _ in p]
+    if len(sentences) > settings.sentence_limit:
+        raise ApiError(413, f"too many sentences: {len(sentences)} (limit "
+                            f"{settings.sentence_limit} per request)")
+    prepared = translator.prepare(sentences)
+    return pieces, prepared, check_work(translator, prepared, beam_size, settings)
+
+
+def check_work(translator, prepared: list, beam_size: int, settings: Settings) -> list[int]:
+    """The subwords of each prepared sentence, once the request's work is known to be within
+    bounds: decoding costs about beam size x source subwords (the output is at most a fixed
+    multiple of the source), so that product is what a request may not exceed."""
+    tokens = translator.source_lengths(prepared)
     work = sum(tokens) * beam_size
     if work > settings.work_limit:
         raise ApiError(413, f"too much work in one request: {sum(tokens)} subwords x beam size "
@@ -222,26 +252,26 @@ async def until_disconnected(request: Request, work, timeout: float):
 async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep,
                     settings: SettingsDep):
     """Translate a text or a list of texts (LibreTranslate's API)."""
-    req = await parse_request(request, settings.body_limit, settings.body_timeout_s)
+    req = await parse_request(request, settings.body_limit, settings.body_timeout_s,
+                              settings.body_deadline_s)
     texts = check_limits(req, settings)
     translator = registry.pick(req.source, req.target, req.model)
     if translator is None:
-        what = f"model {req.model!r} for " if req.model else ""
-        raise ApiError(400, f"no {what}{req.source}-{req.target} model; served: "
-                            f"{registry.served()} (see /languages)")
+        what = f"model {quoted(req.model)} for " if req.model else ""
+        pair = f"{req.source[:10]}-{req.target[:10]}"
+        raise ApiError(400, f"no {what}{pair} model; served: {registry.served()} (see /languages)")
     n_best = req.alternatives + 1
     beam_size = max(req.beam_size or settings.beam_size, n_best)
-    pieces = [split_sentences(t) if t.strip() else [] for t in texts]
+    # The text work before the queue (splitting, preparing, counting) is linear in the text and
+    # bounded by the limits above, and runs off the event loop, which never waits on text.
+    pieces, prepared, tokens = await asyncio.to_thread(prepare_request, translator, texts,
+                                                       beam_size, settings)
     sentences = [s for p in pieces for s, _ in p]
-    if len(sentences) > settings.sentence_limit:
-        raise ApiError(413, f"too many sentences: {len(sentences)} (limit "
-                            f"{settings.sentence_limit} per request)")
-    tokens = check_work(translator, sentences, beam_size, settings)
     results = []
     if sentences:
         try:
             results = await until_disconnected(
-                request, batcher.submit(translator, sentences, beam_size, n_best, req.attention,
+                request, batcher.submit(translator, prepared, beam_size, n_best, req.attention,
                                         tokens), settings.request_timeout_s)
         except QueueFull:
             raise ApiError(503, "the server is busy: too many sentences waiting; retry soon",

@@ -7,7 +7,7 @@ import sys
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nmt.core.errors import NmtError
@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # arrived in header_timeout_s, its request refused (408) when the body stalls that long.
     header_timeout_s: float = Field(10.0, gt=0, le=3600)
     body_timeout_s: float = Field(10.0, gt=0, le=3600)  # (see header_timeout_s)
+    # A client that trickles its body a byte at a time, each within body_timeout_s, is refused
+    # (408) once the whole body has taken this long; one that does not read its response is cut
+    # off when the response has waited this long to be written.
+    body_deadline_s: float = Field(60.0, gt=0, le=3600)
+    write_timeout_s: float = Field(30.0, gt=0, le=3600)  # (see body_deadline_s)
     quantize: Literal["int8", "none"] = "int8"  # decoding weights (nmt.core.config.PRECISIONS)
     # Batches translated side by side (0: one per core) and torch threads per batch (0: the cores
     # shared among the workers). See serve/batcher.py.
@@ -55,6 +60,14 @@ class Settings(BaseSettings):
     # two threads of one process mostly take turns), or threads of the server process. Processes
     # are forked, which only Linux does safely.
     processes: bool = sys.platform == "linux"
+
+    @field_validator("api_keys")
+    @classmethod
+    def _some_key_or_none(cls, value: str) -> str:
+        # " , " would otherwise turn authentication off without a word
+        if value.strip() and not [k for k in value.split(",") if k.strip()]:
+            raise ValueError("lists no key (only commas and blanks); leave it empty for no keys")
+        return value
 
     def batch_workers(self) -> int:
         return self.workers if self.workers > 0 else os.cpu_count() or 1

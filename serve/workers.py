@@ -48,11 +48,10 @@ def _start_worker(translators: dict[str, object], threads: int) -> None:
         pass
 
 
-def translate_batch(translator, sentences: list[str], beam_size: int, n_best: int,
-                    attention: bool):
-    if attention:  # with the cross-attention over the decoded ids (the page's heatmap)
-        return translator.translate_sentences(sentences, beam_size, n_best, attention=True)
-    return translator.translate_sentences(sentences, beam_size, n_best)
+def translate_batch(translator, prepared: list, beam_size: int, n_best: int, attention: bool):
+    """Prepared sentences (``Translator.prepare``, done by the route) translated and finished;
+    with ``attention``, the cross-attention over the decoded ids (the page's heatmap)."""
+    return translator.translate_prepared(prepared, beam_size, n_best, attention)
 
 
 def _translate(name: str, pair: tuple[str, str], sentences: list[str], beam_size: int,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import tomllib
 import types
 import typing
@@ -309,22 +310,28 @@ def _language():
 
 _ANY = ((lambda value: True), "anything")
 _POSITIVE, _NON_NEGATIVE = _range(1), _range(0)
+_RUN_NAME = re.compile(r"[\w.-]{1,100}")
+# Upper bounds on sizes, so that a config (a model directory's too) cannot ask for more memory
+# than a machine has before its weights are even read: far above what fits a 2-core machine
+# (the shipped models have d_model 256 and 3+3 layers), around what one large GPU could hold.
+_WIDTH = _range(1, 16_384)  # d_model, d_ff / 4, embeddings, RNN states
+_LAYERS = _range(1, 64)
 _SHARE = _range(0.0, 1.0)
 _DROPOUT = _range(0.0, 1.0, high_open=True)
 RULES: dict[str, dict[str, tuple]] = {
     "data": {"corpus": _ANY, "src_lang": _language(), "tgt_lang": _language(), "pairs": _pairs(),
              "train_split": _ANY, "valid_split": _ANY, "src_file": _ANY, "tgt_file": _ANY,
              "tsv_file": _ANY, "valid_src_file": _ANY, "valid_tgt_file": _ANY,
-             "vocab_size": _range(16), "spm_model_type": _choice("unigram", "bpe"),
+             "vocab_size": _range(16, 1_000_000), "spm_model_type": _choice("unigram", "bpe"),
              "max_tokens_per_sentence": _range(2), "join_fraction": _SHARE, "join_max": _range(2),
              "lowercase_fraction": _SHARE, "placeholder_fraction": _SHARE, "span_fraction": _SHARE,
              "real_name_share": _SHARE, "teacher": _ANY,
              "keep_references": _ANY},
-    "model": {"arch": _choice("transformer", "rnn"), "d_model": _POSITIVE, "n_heads": _POSITIVE,
-              "n_encoder_layers": _POSITIVE, "n_decoder_layers": _POSITIVE, "d_ff": _POSITIVE,
+    "model": {"arch": _choice("transformer", "rnn"), "d_model": _WIDTH, "n_heads": _range(1, 128),
+              "n_encoder_layers": _LAYERS, "n_decoder_layers": _LAYERS, "d_ff": _range(1, 65_536),
               "dropout": _DROPOUT, "attention_dropout": _DROPOUT, "pre_norm": _ANY,
-              "max_positions": _range(16), "embed_dim": _POSITIVE, "hidden_size": _POSITIVE,
-              "rnn_layers": _POSITIVE, "tie_embeddings": _ANY},
+              "max_positions": _range(16, 65_536), "embed_dim": _WIDTH, "hidden_size": _WIDTH,
+              "rnn_layers": _range(1, 16), "tie_embeddings": _ANY},
     "train": {"seed": _NON_NEGATIVE, "max_tokens": _range(8), "lr": _range(0.0, 1.0, low_open=True),
               "warmup_steps": _NON_NEGATIVE, "lr_schedule": _choice("inverse_sqrt", "linear"),
               "max_steps": _NON_NEGATIVE, "adam_beta1": _range(0.0, 1.0, high_open=True),
@@ -343,10 +350,29 @@ RULES: dict[str, dict[str, tuple]] = {
 }
 
 
+# The most parameters a config may build: 8 GB of fp32 weights, before optimizer state.
+MAX_PARAMETERS = 2_000_000_000
+
+
+def estimated_parameters(m: ModelConfig, vocab_size: int) -> int:
+    """About how many numbers the model of ``m`` holds (weights, and the positions table)."""
+    if m.arch == "rnn":
+        layer = 3 * (m.embed_dim + m.hidden_size) * m.hidden_size
+        return vocab_size * m.embed_dim * 2 + layer * (2 * m.rnn_layers + 2) + 6 * m.hidden_size ** 2
+    d = m.d_model
+    encoder = m.n_encoder_layers * (4 * d * d + 2 * d * m.d_ff)
+    decoder = m.n_decoder_layers * (8 * d * d + 2 * d * m.d_ff)
+    return encoder + decoder + vocab_size * d * (1 if m.tie_embeddings else 2) + m.max_positions * d
+
+
 def _relations(config: Config) -> list[str]:
     """Problems between values (each value alone being fine)."""
     m, t, d, dec = config.model, config.train, config.data, config.decode
     problems = []
+    size = estimated_parameters(m, d.vocab_size)
+    if size > MAX_PARAMETERS:
+        problems.append(f"the model would hold about {size:,} numbers, more than the "
+                        f"{MAX_PARAMETERS:,} a config may ask for (model sizes, data.vocab_size)")
     if d.pairs and (d.src_file or d.tgt_file or d.tsv_file or d.valid_src_file):
         problems.append("data.pairs builds every pair from the multi-parallel files of "
                         "data.corpus; it cannot be combined with data.src_file, data.tgt_file, "
@@ -394,6 +420,9 @@ def validate(config: Config, where: str = "config") -> None:
             value = getattr(values, key)
             if not check(value):
                 problems.append(f"{section}.{key} = {value!r}: must be {allowed}")
+    if not _RUN_NAME.fullmatch(config.name) or set(config.name) == {"."}:
+        problems.append(f"name = {config.name[:40]!r}: must be a plain folder name (letters, "
+                        "digits, '.', '_', '-'), the run's folder under runs/")
     if not problems:
         problems = _relations(config)
     if problems:
@@ -415,6 +444,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ConfigError(f"{path}: cannot parse: {error}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: cannot parse: nested too deeply") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a table of sections")
         raw.setdefault("name", path.stem)

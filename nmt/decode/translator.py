@@ -21,10 +21,9 @@ from nmt.decode.cutting import translate_texts
 from nmt.decode.quantize import quantize as quantize_model
 from nmt.decode.search import Hypothesis, UncachedDecoder, search
 from nmt.decode.target_vocabulary import TargetVocabulary, read_target_vocabularies
-from nmt.models import build_model
-from nmt.models.directory import load_weights, read_model_config
+from nmt.models.directory import load_model, read_model_config
 from nmt.text.pieces import Alignment, Translation, join_translations
-from nmt.text.pipeline import InputOptions, InputPipeline
+from nmt.text.pipeline import InputOptions, InputPipeline, Prepared
 from nmt.text.sentences import split_sentences
 
 
@@ -73,8 +72,7 @@ class Translator:
         tokenizer = Tokenizer(path / "spm.model")
         if threads > 0:
             torch.set_num_threads(threads)
-        model = build_model(config.model, tokenizer.vocab_size)
-        load_weights(model, path / "model.safetensors")
+        model = load_model(path, config, tokenizer.vocab_size)
         parameters = model.num_parameters()  # before quantize() turns weights into buffers
         model = quantize_model(model, quantize)
         vocabularies = {lang: TargetVocabulary(model, ids) for lang, ids in
@@ -133,18 +131,25 @@ class Translator:
 
     def translate_sentences(self, sentences: list[str], beam_size: int | None = None,
                             n_best: int = 1, attention: bool = False) -> list[Translation]:
-        """One translation per sentence, each through the input pipeline once; blank gives "".
-        With ``attention``, each carries the cross-attention over the very ids that were decoded."""
-        prepared = [self.pipeline.prepare(s) for s in sentences]
+        """One translation per sentence; blank gives "". With ``attention``, each carries the
+        cross-attention over the very ids that were decoded."""
+        return self.translate_prepared(self.prepare(sentences), beam_size, n_best, attention)
+
+    def prepare(self, sentences: list[str]) -> list[Prepared]:
+        """Each sentence through the input pipeline, once: what the model reads."""
+        return [self.pipeline.prepare(s) for s in sentences]
+
+    def source_lengths(self, prepared: list[Prepared]) -> list[int]:
+        """The subwords the model reads for each prepared sentence (pass-through spans as one
+        placeholder each): the measure of what translating it costs."""
+        return [len(ids) for ids in self.encode_sources([p.text for p in prepared])]
+
+    def translate_prepared(self, prepared: list[Prepared], beam_size: int | None = None,
+                           n_best: int = 1, attention: bool = False) -> list[Translation]:
+        """Translations of prepared sentences (``prepare``), finished as they were typed."""
         done = translate_texts(self, [p.text for p in prepared], beam_size, n_best,
                                attention=attention)
         return [self.pipeline.finish(t, p) for t, p in zip(done, prepared)]
-
-    def source_lengths(self, sentences: list[str]) -> list[int]:
-        """The subwords the model reads for each sentence (pass-through spans as one
-        placeholder each): the measure of what translating it costs."""
-        return [len(ids) for ids in self.encode_sources([self.pipeline.prepare(s).text
-                                                          for s in sentences])]
 
     def encode_sources(self, texts: list[str]) -> list[list[int]]:
         """Subword ids as the model reads them: after the target's tag, for a multilingual one."""

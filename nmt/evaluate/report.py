@@ -13,16 +13,14 @@ per direction and system.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmt.core.config import DEFAULT_PRECISION, directions
 from nmt.core.errors import NmtError
-from nmt.core.files import atomic_write_text, replace_dir
+from nmt.core.files import atomic_write_text, staged
 from nmt.data.corpus import read_lines, read_parallel, split_file
 from nmt.evaluate.scoring import by_length, score_all
 
@@ -300,6 +298,7 @@ class Evaluation:
     quantize: str = DEFAULT_PRECISION
     baseline: str | None = None
     robustness: bool = True
+    replace: bool = False  # write over an existing report folder (--force)
 
 
 def evaluate(models=(), out: str | Path = "reports/latest", log=None, **options) -> Path:
@@ -329,6 +328,9 @@ def run_evaluation(args: Evaluation, log=None) -> Path:
     if len(pairs) > 1 and args.hyp:
         raise NmtError("--hyp files hold one direction: give it with --pair")
     out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.replace:
+        raise NmtError(f"{out}: already exists; the report would replace it and all it holds "
+                       "(--force to do so, or another --out)")
     reports = {}
     for pair in pairs:
         if len(pairs) > 1:
@@ -442,9 +444,7 @@ def read_hyp_systems(specs: list[str], references: int, split: str) -> list[Syst
 
 def write_report(report: dict, systems: list[System], out: Path) -> Path:
     """report.json, report.md, the plots and each system's hypotheses, all or nothing."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with staged(out) as staging:
         (staging / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         (staging / "report.md").write_text(render_markdown(report) + "\n", encoding="utf-8")
         plot_by_length({n: s["by_length"] for n, s in report["systems"].items()},
@@ -454,9 +454,5 @@ def write_report(report: dict, systems: list[System], out: Path) -> Path:
         for system in systems:
             (staging / f"{system.name}.hyp.txt").write_text(
                 "".join(h + "\n" for h in system.hypotheses), encoding="utf-8")
-        replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 

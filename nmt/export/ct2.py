@@ -14,19 +14,17 @@ The export checks itself: both engines translate sentences greedily and must agr
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from nmt.core.errors import NmtError
-from nmt.core.files import replace_dir
+from nmt.core.files import staged
 from nmt.data.batching import encode_source, pad
 from nmt.data.tokenizer import PAD_ID, Tokenizer
 from nmt.decode.search import greedy_search
-from nmt.models import build_model
-from nmt.models.directory import load_weights, read_model_config
+from nmt.models.directory import load_model, read_model_config
 
 QUANTIZATIONS = ("none", "int8")
 SELF_CHECK_AGREEMENT = 0.9  # of the sentences; 1,000 of 1,000 test_2016_flickr ones agree
@@ -49,8 +47,7 @@ def load_transformer(model_dir: Path):
     if not config.model.pre_norm:
         raise NmtError(f"{model_dir}: only pre-norm Transformers are exported")
     tokenizer = Tokenizer(model_dir / "spm.model")
-    model = build_model(config.model, tokenizer.vocab_size)
-    load_weights(model, model_dir / "model.safetensors")
+    model = load_model(model_dir, config, tokenizer.vocab_size)
     return model.eval(), config, tokenizer
 
 
@@ -166,9 +163,7 @@ def export_ctranslate2(model_dir: str | Path, out_dir: str | Path, quantize: str
     spec = build_spec(model, config, tokenizer)
     spec.validate()
     spec.optimize(quantization=None if quantize == "none" else quantize)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged(out_dir) as staging:
         spec.save(str(staging))
         shutil.copy(model_dir / "spm.model", staging / "spm.model")
         shutil.copy(model_dir / "config.json", staging / "nmt_config.json")
@@ -178,7 +173,4 @@ def export_ctranslate2(model_dir: str | Path, out_dir: str | Path, quantize: str
             if quantize == "none" and check.agreement < SELF_CHECK_AGREEMENT:
                 raise NmtError(f"{out_dir}: CTranslate2 agrees with nmt on only {check.equal} of "
                                f"{check.sentences} greedy translations; export refused")
-        replace_dir(staging, out_dir)
-        return check
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return check

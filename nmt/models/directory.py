@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from nmt.core.config import Config, ConfigError, config_from_dict
 from nmt.core.errors import NmtError
-from nmt.core.files import replace_dir, sha256
+from nmt.core.files import sha256, staged
 
 MODEL_FILES = ("config.json", "model.safetensors", "spm.model")
 CHECKSUMS = "SHA256SUMS"
@@ -35,9 +34,7 @@ def save_model_dir(path: str | Path, model: torch.nn.Module, config: Config, spm
     """A model directory: weights, config, the SentencePiece model and, when it lies beside
     that, the target vocabularies (nmt/decode/target_vocabulary.py); written whole or not at all."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    with staged(path) as staging:
         save_file(cpu_weights(model), str(staging / "model.safetensors"), metadata={"format": "pt"})
         (staging / "config.json").write_text(config.to_json(), encoding="utf-8")
         shutil.copyfile(spm_path, staging / "spm.model")
@@ -49,10 +46,6 @@ def save_model_dir(path: str | Path, model: torch.nn.Module, config: Config, spm
         if card is not None:
             (staging / "README.md").write_text(card, encoding="utf-8")
         write_checksums(staging)
-        replace_dir(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return path
 
 
@@ -65,17 +58,23 @@ def write_checksums(folder: Path) -> None:
 def verify_checksums(folder: Path) -> None:
     """Every file the directory's ``SHA256SUMS`` lists, intact; one line naming a damaged one."""
     sums = folder / CHECKSUMS
-    if not sums.is_file():
-        return  # a directory from before checksums: nothing to compare with
+    if not sums.is_file():  # without it a swapped file would load and translate garbage
+        raise NmtError(f"{folder}: no {CHECKSUMS}, so its files cannot be checked (a model "
+                       f"directory carries one; `sha256sum * > {CHECKSUMS}` in it makes one)")
+    listed = set()
     for number, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), start=1):
         digest, _, name = line.partition("  ")
         if not name or "/" in name or name.startswith("."):
             raise NmtError(f"{sums}:{number}: expected '<sha256>  <file name>'")
+        listed.add(name)
         if not (folder / name).is_file():
             raise NmtError(f"{folder / name}: missing (listed in {CHECKSUMS})")
         if sha256(folder / name) != digest:
             raise NmtError(f"{folder / name}: checksum mismatch: the file is damaged "
                            f"(it differs from {CHECKSUMS}); copy the model directory again")
+    unlisted = [name for name in MODEL_FILES if name not in listed]
+    if unlisted:
+        raise NmtError(f"{sums}: does not list {', '.join(unlisted)}, so it cannot be checked")
 
 
 def read_model_config(path: str | Path) -> Config:
@@ -94,6 +93,39 @@ def read_model_config(path: str | Path) -> Config:
         return config_from_dict(raw, str(path / "config.json"))
     except ConfigError as error:
         raise NmtError(str(error)) from None
+
+
+def load_model(path: str | Path, config: Config, vocab_size: int) -> torch.nn.Module:
+    """The model of a model directory. The shapes its weights file declares are compared with
+    what ``config`` builds before anything is allocated (built on PyTorch's meta device): a
+    config that asks for another size, or a weights file of another model, is named in one line
+    instead of allocating what it asks for."""
+    from nmt.models import build_model
+
+    weights_path = Path(path) / "model.safetensors"
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape)
+                    for name, t in build_model(config.model, vocab_size).state_dict().items()}
+    declared = declared_shapes(weights_path)
+    if declared != expected:
+        wrong = sorted(set(declared) ^ set(expected)) or \
+            [name for name in expected if declared[name] != expected[name]]
+        name = wrong[0]
+        raise NmtError(f"{weights_path}: weights do not match the config: {name} is "
+                       f"{declared.get(name, 'missing')} in the file, {expected.get(name, 'absent')} "
+                       f"by the config ({len(wrong)} such)")
+    model = build_model(config.model, vocab_size)
+    load_weights(model, weights_path)
+    return model
+
+
+def declared_shapes(weights_path: Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape as a safetensors file's header declares it; nothing is read."""
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise NmtError(f"{weights_path}: corrupted or truncated weights file ({error})") from None
 
 
 def load_weights(model: torch.nn.Module, weights_path: str | Path) -> None:

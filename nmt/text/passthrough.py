@@ -15,6 +15,7 @@ out is appended to the translation, so nothing of the source silently disappears
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Callable
@@ -42,7 +43,19 @@ _URL = r"(?:https?://|www\.)[^\s<>\"]+"
 _EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 # A run of non-space characters holding a digit: 3, 25,50, 12.05.2023, 10:30, A4-17, 5%, €20.
 _NUMBER = r"[^\s\d]*\d\S*"
+# What a span is: the first of these to match, scanning left to right (``re.finditer``'s
+# semantics). Run by ``re`` itself this is quadratic in a long run of non-space characters
+# that none of them matches ("a-a-a-..."): every position scans to the run's end again. So
+# ``_span_matches`` gives the same matches in linear time; the pattern stays as the definition
+# (tests compare the two).
 _PATTERN = re.compile(f"{_URL}|{_EMAIL}|{_NUMBER}")
+_URL_AT = re.compile(_URL)
+_URL_START = re.compile(r"(?=https?://|www\.)")
+_LOCAL_PART = re.compile(r"[\w.+-]+")
+_DOMAIN_AT = re.compile(r"@[\w-]+(?:\.[\w-]+)+")
+_AT_SIGN = re.compile(r"@")
+_DIGIT = re.compile(r"\d")
+_RUN = re.compile(r"\S+")
 _TRAILING = ".,;:!?)]}\"'»”’"  # sentence punctuation that follows a span, not part of it
 _LEADING = "([{\"'«„“‘"  # and that opens before it
 # Characters no caption vocabulary knows: symbols (emoji, currency, arrows), private use, and
@@ -57,14 +70,14 @@ class Protected:
     spans: tuple[str, ...]  # spans[i] stands where PLACEHOLDERS[i] is
 
 
-def _is_symbol(char: str) -> bool:
+def is_symbol(char: str) -> bool:
     return char in _GLUE or unicodedata.category(char) in _SYMBOL_CATEGORIES
 
 
 def _symbol_runs(text: str) -> list[tuple[int, int]]:
     runs, start = [], None
     for i, char in enumerate(text):
-        if _is_symbol(char):
+        if is_symbol(char):
             start = i if start is None else start
         elif start is not None:
             runs.append((start, i))
@@ -79,26 +92,80 @@ def find_spans(text: str) -> list[tuple[int, int]]:
     another span, one space apart ("25,50 €", "€ 20"), joins it: one placeholder keeps them
     together, where two were moved apart by the model."""
     spans = []
-    for match in _PATTERN.finditer(text):
-        start, end = match.span()
+    for start, end in _span_matches(text):
         while end > start and text[end - 1] in _TRAILING:
             end -= 1
         while start < end and text[start] in _LEADING:
             start += 1
         if end > start:
             spans.append((start, end))
+    starts = [start for start, _ in spans]  # sorted, the spans apart
     for start, end in _symbol_runs(text):
-        if not any(s <= start < e for s, e in spans):
+        i = bisect.bisect_right(starts, start) - 1
+        if i < 0 or start >= spans[i][1]:  # inside no span found above
             spans.append((start, end))
     return _join_symbols(text, sorted(spans))
+
+
+def _span_matches(text: str) -> list[tuple[int, int]]:
+    """``[m.span() for m in _PATTERN.finditer(text)]``, in time linear in the text. Every
+    match lies inside one run of non-space characters, and inside a run: a number matches at
+    any position with a digit at or after it (to the run's end); an e-mail address at any
+    position of a run of ``[\\w.+-]`` that ends at an "@" followed by a domain; a link only
+    where its "http://", "https://" or "www." starts."""
+    out: list[tuple[int, int]] = []
+    for run in _RUN.finditer(text):
+        _run_matches(text, run.start(), run.end(), out)
+    return out
+
+
+def _run_matches(text: str, start: int, end: int, out: list[tuple[int, int]]) -> None:
+    digits = [m.start() for m in _DIGIT.finditer(text, start, end)]
+    last_digit = digits[-1] if digits else -1
+    links = [m.start() for m in _URL_START.finditer(text, start, end)]
+    emails = []  # (first position of the local part, its "@", the address's end)
+    for at in (m.start() for m in _AT_SIGN.finditer(text, start, end)):
+        domain = _DOMAIN_AT.match(text, at, end)
+        local = at
+        while local > start and _LOCAL_PART.match(text[local - 1]):
+            local -= 1
+        if domain and local < at:
+            emails.append((local, at, domain.end()))
+    p, link, email = start, 0, 0
+    while p < end:
+        while link < len(links) and links[link] < p:
+            link += 1
+        while email < len(emails) and emails[email][1] <= p:
+            email += 1
+        # the leftmost position >= p where anything can start; a number can at p itself
+        candidates = [links[link]] if link < len(links) else []
+        if email < len(emails):
+            candidates.append(max(p, emails[email][0]))
+        if p <= last_digit:
+            candidates.append(p)
+        if not candidates:
+            return
+        p = min(candidates)
+        url = _URL_AT.match(text, p, end)
+        if url:
+            match = url.span()
+        elif email < len(emails) and emails[email][0] <= p:
+            match = (p, emails[email][2])
+        elif p <= last_digit:
+            match = (p, end)
+        else:
+            p += 1  # a link's start whose link is empty ("www." then a space)
+            continue
+        out.append(match)
+        p = match[1]
 
 
 def _join_symbols(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     joined: list[tuple[int, int]] = []
     for start, end in spans:
         if joined and text[joined[-1][1]:start] == " " and (
-                all(_is_symbol(c) for c in text[start:end])
-                or all(_is_symbol(c) for c in text[joined[-1][0]:joined[-1][1]])):
+                all(is_symbol(c) for c in text[start:end])
+                or all(is_symbol(c) for c in text[joined[-1][0]:joined[-1][1]])):
             joined[-1] = (joined[-1][0], end)
         else:
             joined.append((start, end))

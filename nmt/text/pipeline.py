@@ -16,16 +16,46 @@ cannot spell pass through, and a sentence all in lowercase is truecased (nmt/tex
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
 from nmt.text.casing import in_capitals, is_lowercase, is_shouting, lower_shouted_runs, shout, truecase
-from nmt.text.passthrough import PLACEHOLDERS, Protected, protect, protect_acronyms, repair_copies, restore
+from nmt.text.passthrough import (
+    PLACEHOLDERS,
+    Protected,
+    is_symbol,
+    protect,
+    protect_acronyms,
+    repair_copies,
+    restore,
+)
 from nmt.text.pieces import Alignment, Translation
 
 # Words in capitals up to this long may be acronyms ("UNESCO"); longer ones are words typed
 # for emphasis ("SCHNAPPSCHUSS"), lowered for the model.
 ACRONYM_LETTERS = 6
+
+
+# Characters nothing should be translated from, nor given back raw: terminal escape sequences
+# (whole), other control characters, and invisible format characters (zero-width spaces, soft
+# hyphens, direction marks, byte-order marks), which made the model write words that were not
+# there. Tabs and line breaks are spacing, and stay.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]?")
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b\u200c\u200e\u200f"
+                        "\u2060\ufeff]")
+_JOINER = "\u200d"
+
+
+def drop_invisible(text: str) -> str:
+    """``text`` without control and invisible characters; a zero width joiner stays only
+    between two symbols, where it glues an emoji sequence (👩‍💻)."""
+    text = _INVISIBLE.sub("", _ESCAPES.sub("", text))
+    if _JOINER not in text:
+        return text
+    return "".join(c for i, c in enumerate(text)
+                   if c != _JOINER or (0 < i < len(text) - 1 and is_symbol(text[i - 1])
+                                       and is_symbol(text[i + 1])))
 
 
 class Vocabulary(Protocol):
@@ -68,6 +98,7 @@ class InputPipeline:
 
     def prepare(self, sentence: str) -> Prepared:
         o, vocabulary = self.options, self.vocabulary
+        sentence = drop_invisible(sentence)
         spans = protect(sentence)
         passing = o.pass_through and vocabulary.has_placeholders
         protected = spans if passing else Protected(sentence, ())

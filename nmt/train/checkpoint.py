@@ -7,15 +7,13 @@ in a run directory beside ``states.json``, a manifest of SHA-256 sums; the newes
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
 from nmt.core.errors import NmtError
-from nmt.core.files import atomic_write_text, sha256
+from nmt.core.files import atomic_write, atomic_write_text, sha256
 
 _STATE_NAME = re.compile(r"state-\d{8}\.pt")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -46,11 +44,9 @@ def save_training_state(run_dir: str | Path, state: dict, step: int, keep: int =
     """Write ``state-{step}.pt`` atomically, record its checksum, keep only the newest ``keep``."""
     run_dir = Path(run_dir)
     path = run_dir / f"state-{step:08d}.pt"
-    with tempfile.NamedTemporaryFile(dir=run_dir, prefix=f".{path.name}.", delete=False) as tmp:
-        torch.save(state, tmp)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
+    for leftover in run_dir.glob(".state*.tmp"):  # of a save that was killed (states too)
+        leftover.unlink(missing_ok=True)
+    atomic_write(path, lambda handle: torch.save(state, handle))
     entries = [e for e in _read_manifest(run_dir) if e["file"] != path.name]
     entries.append({"file": path.name, "step": step, "sha256": sha256(path)})
     entries.sort(key=lambda e: e["step"])

@@ -281,7 +281,10 @@ class NonFiniteLoss(NmtError):
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Refuse a run folder that does not fit the request, before anything is written there."""
+    """Refuse a run folder that does not fit the request, before anything is written there: a
+    new run gets a folder of its own, so it never deletes or reuses what it did not write."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NmtError(f"{run_dir}: is a file, not a run folder")
     if resume:
         for name in ("config.json", "states.json"):
             if not (run_dir / name).is_file():
@@ -290,6 +293,10 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
     elif (run_dir / "states.json").exists():
         raise NmtError(f"{run_dir}: already holds a training run; use --resume {run_dir} "
                        "to continue it, or another --run-dir")
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
+        names = sorted(p.name for p in run_dir.iterdir())
+        raise NmtError(f"{run_dir}: not empty ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}); "
+                       "a new run needs a folder of its own: another --run-dir, or empty this one")
 
 
 def load_data(config: Config, run_dir: Path, distributed: bool):

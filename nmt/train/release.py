@@ -10,13 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from nmt.core.config import DEFAULT_PRECISION
 from nmt.core.errors import NmtError
-from nmt.core.files import replace_dir
+from nmt.core.files import staged
 from nmt.data.corpus import read_parallel, split_file
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.target_vocabulary import add_target_vocabularies
@@ -179,7 +178,14 @@ def training_command(run_dir: Path, config) -> str:
 def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int = 4,
             command: str = "", quantize: str = DEFAULT_PRECISION, log=print,
             penalties: tuple[float, ...] = LENGTH_PENALTIES,
-            clause_splits: tuple[int, ...] = CLAUSE_SPLITS) -> Path:
+            clause_splits: tuple[int, ...] = CLAUSE_SPLITS, replace: bool = False,
+            replace_better: bool = False) -> Path:
+    """``run_dir`` scored and written to the model directory ``to``. An existing ``to`` is
+    replaced only with ``replace``, and one with a higher val BLEU only with ``replace_better``
+    as well (``nmt release --force``, ``--force --force``)."""
+    if to.exists() and not replace:
+        raise NmtError(f"{to}: already exists; a release writes a new model directory (--force "
+                       "to replace it)")
     chosen, translator, val, candidates = choose_on_val(run_dir, data, beam_size, quantize,
                                                         penalties, log)
     split_scores = choose_clause_split(translator, data, beam_size, clause_splits, log)
@@ -199,20 +205,32 @@ def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int
                "clause_split_tokens": config.decode.clause_split_tokens,
                "candidates": candidates, "clause_split_candidates": split_scores,
                "training": training}
+    if to.exists() and not replace_better:
+        refuse_a_worse_release(to, val["bleu"])
     card = model_card(to.name, config, translator, training, chosen.name, beam_size, quantize,
                       val, test, command or training_command(run_dir, config), run_dir.name,
                       per_pair.get("pairs", {}))
-    to.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}.tmp-"))
-    for name in ("model.safetensors", "spm.model", TARGET_VOCABULARIES):
-        shutil.copyfile(chosen / name, staging / name)
-    (staging / "config.json").write_text(config.to_json(), encoding="utf-8")
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (staging / "README.md").write_text(card, encoding="utf-8")
-    write_checksums(staging)
-    replace_dir(staging, to)
+    with staged(to) as staging:
+        for name in ("model.safetensors", "spm.model", TARGET_VOCABULARIES):
+            shutil.copyfile(chosen / name, staging / name)
+        (staging / "config.json").write_text(config.to_json(), encoding="utf-8")
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (staging / "README.md").write_text(card, encoding="utf-8")
+        write_checksums(staging)
     log(f"wrote {to}")
     return to
+
+
+def refuse_a_worse_release(to: Path, new_val_bleu: float) -> None:
+    """NmtError when the model directory ``to`` has a higher val BLEU than the release that
+    would replace it (the mean over its directions, as release chooses by)."""
+    try:
+        old = json.loads((to / "metrics.json").read_text())["val"]["bleu"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no scores to compare with
+    if old > new_val_bleu:
+        raise NmtError(f"{to}: its val BLEU {old:.2f} is above this release's {new_val_bleu:.2f}; "
+                       "not replaced (--force --force replaces it anyway)")
 
 
 def model_card(name: str, config, translator: Translator, training: dict, selected: str,

@@ -135,3 +135,16 @@ def test_evaluation_is_callable_from_python_with_plain_parameters(trained_model_
     report = json.loads((out / "report.json").read_text())
     assert set(report["systems"]) == {trained_model_dir.name, "oracle"}
     assert report["systems"]["oracle"]["bleu"] == 100.0 and "robustness" not in report
+
+
+def test_a_report_is_written_over_an_existing_folder_only_when_told(toy_corpus_dir, tmp_path):
+    references = read_lines(toy_corpus_dir / "test_2016_flickr.en.gz")
+    hyp = write_lines(tmp_path / "h.txt", references)
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "mine.hyp.txt").write_text("a hypothesis file this command did not write\n")
+    args = ("--hyp", f"only={hyp}", "--data", str(toy_corpus_dir), "--out", str(out))
+    refused = evaluate(*args)
+    assert refused.returncode == 2 and "already exists" in refused.stderr
+    assert [p.name for p in out.iterdir()] == ["mine.hyp.txt"]
+    assert evaluate(*args, "--force").returncode == 0 and (out / "report.json").is_file()

@@ -9,7 +9,7 @@ from nmt.core.errors import NmtError
 from nmt.data.tokenizer import BOS_ID, PAD_ID
 from nmt.decode.translator import Translator
 from nmt.models import build_model
-from nmt.models.directory import load_weights, save_model_dir
+from nmt.models.directory import load_weights, save_model_dir, write_checksums
 
 ARCHS = {
     "transformer": ModelConfig(d_model=32, n_heads=4, n_encoder_layers=2, n_decoder_layers=2,
@@ -100,7 +100,10 @@ def test_truncated_weights_are_reported(tmp_path, toy_tokenizer):
     weights.write_bytes(weights.read_bytes()[:-100])
     with pytest.raises(NmtError, match="model.safetensors: checksum mismatch"):
         Translator.load(path)
-    (path / "SHA256SUMS").unlink()  # a directory from before checksums: the loader still tells
+    (path / "SHA256SUMS").unlink()  # unverifiable: refused
+    with pytest.raises(NmtError, match="no SHA256SUMS, so its files cannot be checked"):
+        Translator.load(path)
+    write_checksums(path)  # checksums of the damaged file: the loader still tells
     with pytest.raises(NmtError, match="model.safetensors: corrupted or truncated"):
         Translator.load(path)
 
@@ -118,3 +121,36 @@ def test_corrupted_weights_are_reported(tmp_path, toy_tokenizer):
 def test_not_a_model_dir(tmp_path):
     with pytest.raises(NmtError, match="not a model directory"):
         Translator.load(tmp_path)
+
+
+def test_a_config_that_does_not_fit_its_weights_is_refused_before_anything_is_built(
+        tmp_path, toy_tokenizer, monkeypatch):
+    """100,000 layers in config.json allocated until memory ran out; now the rules bound every
+    size, and a size within them that the weights file does not have is named before the
+    model is built (on the meta device, which allocates nothing)."""
+    import json
+
+    import nmt.models
+    from nmt.core.config import ConfigError, load_config
+
+    path, _ = save_tiny(tmp_path, toy_tokenizer)
+    config = json.loads((path / "config.json").read_text())
+    config["model"]["n_encoder_layers"] = 100_000
+    (path / "config.json").write_text(json.dumps(config))
+    write_checksums(path)
+    with pytest.raises(NmtError, match="n_encoder_layers = 100000: must be >= 1 and <= 64"):
+        Translator.load(path)
+    config["model"]["n_encoder_layers"] = 40
+    (path / "config.json").write_text(json.dumps(config))
+    write_checksums(path)
+    real = nmt.models.build_model
+
+    def on_meta_only(model_config, vocab_size):
+        assert torch.get_default_device().type == "meta", "a model was allocated"
+        return real(model_config, vocab_size)
+
+    monkeypatch.setattr(nmt.models, "build_model", on_meta_only)
+    with pytest.raises(NmtError, match=r"do not match the config: encoder_layers\.\d+\..* is missing"):
+        Translator.load(path)
+    with pytest.raises(ConfigError, match="more than the 2,000,000,000"):
+        load_config(overrides=["model.d_model=16384", "model.d_ff=65536", "model.n_encoder_layers=64"])

@@ -33,7 +33,7 @@ class StubTranslator:
         self.active = self.most_active = 0  # batches in progress at once
         self.guard = threading.Lock()
 
-    def translate_sentences(self, sentences, beam_size=None, n_best=1, attention=False):
+    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False):
         with self.guard:
             self.batches.append(list(sentences))
             self.active += 1
@@ -44,6 +44,9 @@ class StubTranslator:
         return [Translation(s.upper(), -1.0, [(s.upper() + f" #{k}", -2.0) for k in range(1, n_best)],
                             len(s.split()), self.alignment(s, s.upper()) if attention else None)
                 if s.strip() else Translation("", 0.0, []) for s in sentences]
+
+    def prepare(self, sentences):  # the stub's "prepared" sentence is the sentence
+        return list(sentences)
 
     def source_lengths(self, sentences):
         return [len(s.split()) for s in sentences]
@@ -208,10 +211,10 @@ class GatedStub(StubTranslator):
         super().__init__()
         self.gate = threading.Event()
 
-    def translate_sentences(self, sentences, beam_size=None, n_best=1, attention=False):
+    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False):
         if not self.batches:
             self.gate.wait(60)
-        return super().translate_sentences(sentences, beam_size, n_best, attention)
+        return super().translate_prepared(sentences, beam_size, n_best, attention)
 
 
 def test_requests_that_queued_behind_a_batch_go_together():
@@ -286,7 +289,7 @@ def test_settings_choose_weights_workers_and_threads(trained_model_dir, quantize
 class ProcessStub(StubTranslator):
     """Names the process that translated; a sentence "crash" ends that process."""
 
-    def translate_sentences(self, sentences, beam_size=None, n_best=1):
+    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False):
         if "crash" in sentences:
             os._exit(1)
         return [Translation(f"{s.upper()} {os.getpid()}", -1.0, [], 1) for s in sentences]
@@ -321,11 +324,11 @@ def test_worker_processes_translate_and_a_dead_worker_is_replaced():
 class PoisonStub(StubTranslator):
     """Fails any batch that holds the sentence "gift"."""
 
-    def translate_sentences(self, sentences, beam_size=None, n_best=1, attention=False):
+    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False):
         if "gift" in sentences:
             self.batches.append(list(sentences))
             raise RuntimeError("this sentence breaks the model")
-        return super().translate_sentences(sentences, beam_size, n_best, attention)
+        return super().translate_prepared(sentences, beam_size, n_best, attention)
 
 
 def test_bad_text_is_refused_before_the_queue(client):
@@ -573,3 +576,89 @@ def test_a_client_that_leaves_stops_its_work():
 
     assert asyncio.run(scenario(0.05)) == ("gone", True)
     assert asyncio.run(scenario(5.0)) == ("done", False)
+
+
+def test_each_sentence_goes_through_the_input_pipeline_once(trained_model_dir):
+    """The route prepares each sentence (its cost is counted on what the model will read) and
+    the worker translates that very preparation, never preparing it again."""
+    from nmt.decode.translator import Translator
+
+    translator = Translator.load(trained_model_dir)
+    prepared, prepare = [], translator.pipeline.prepare
+    translator.pipeline.prepare = lambda sentence: prepared.append(sentence) or prepare(sentence)
+    with TestClient(create_app(Settings(processes=False), _registry(translator))) as c:
+        r = c.post("/translate", json={"q": "ein hund läuft. EINE KATZE SITZT.", "source": "de",
+                                       "target": "en"})
+    assert r.status_code == 200 and r.json()["translatedText"].split(". ")[1].isupper()
+    assert prepared == ["ein hund läuft.", "EINE KATZE SITZT."]
+
+
+class SlowToPrepare(StubTranslator):
+    """Holds the text work of a request (splitting, preparing, counting) until released."""
+
+    def __init__(self):
+        super().__init__()
+        self.preparing, self.release = threading.Event(), threading.Event()
+        self.held_the_loop = False
+
+    def prepare(self, sentences):
+        self.preparing.set()
+        self.held_the_loop = not self.release.wait(5)  # released only once /health answered
+        return list(sentences)
+
+
+def test_the_event_loop_answers_while_a_request_is_prepared():
+    stub = SlowToPrepare()
+    with make_client(stub) as c, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(c.post, "/translate", json={"q": "langsam", "source": "de",
+                                                          "target": "en"})
+        assert stub.preparing.wait(30)
+        assert c.get("/health").status_code == 200
+        stub.release.set()
+        assert pending.result().status_code == 200
+    assert not stub.held_the_loop
+
+
+def _status_count(client, status: int) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in client.get("/metrics").text.splitlines()
+               if line.startswith("nmt_http_requests_total") and f'status="{status}"' in line)
+
+
+def test_a_client_that_leaves_mid_body_is_a_disconnect_not_a_500(client):
+    scope = {"type": "http", "http_version": "1.1", "method": "POST", "path": "/translate",
+             "raw_path": b"/translate", "query_string": b"", "root_path": "", "scheme": "http",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 5000), "app": client.app}
+    messages = iter([{"type": "http.request", "body": b'{"q": "ha', "more_body": True},
+                     {"type": "http.disconnect"}])
+    sent = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    errors = _status_count(client, 500)
+    asyncio.run(client.app(scope, receive, send))
+    assert sent[0]["status"] == 499 and _status_count(client, 500) == errors
+
+
+def test_blank_api_keys_are_refused_at_start_up():
+    from nmt.core.errors import NmtError
+    from serve.settings import load_settings
+
+    with pytest.raises(NmtError, match="NMT_API_KEYS=' , ': .*lists no key"):
+        load_settings(api_keys=" , ")
+    assert load_settings(api_keys="a, b").keys() == {"a", "b"}
+
+
+def test_a_trailing_slash_is_a_404_never_a_redirect_built_from_the_host(client):
+    r = client.get("/health/", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert r.status_code == 404 and "location" not in r.headers and "error" in r.json()
+
+
+def test_errors_quote_only_a_short_prefix_of_what_was_sent(client):
+    r = client.post("/translate", json={"q": "a", "source": "de", "target": "en",
+                                        "model": "x" * 100_000})
+    assert r.status_code == 400 and len(r.text) < 300 and "xxx..." in r.json()["error"]

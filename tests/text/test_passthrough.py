@@ -3,8 +3,10 @@ names copied with a letter wrong put right (nmt/text/passthrough.py)."""
 
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from nmt.text.passthrough import PLACEHOLDERS, find_spans, protect, restore
+from nmt.text.passthrough import _PATTERN, PLACEHOLDERS, _span_matches, find_spans, protect, restore
 
 
 @pytest.mark.parametrize("text, spans", [
@@ -64,3 +66,17 @@ def test_names_copied_with_a_letter_wrong_are_put_right():
                            ("Oskar und Otto.", "Oskar and Otto."),
                            ("Ein Hund namens Bello.", "A dog named Rex.")):
         assert repair_copies(source, output, common) == output
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="ahtpsw:/.@-+_1 <>\"xÄ€😀\t", max_size=60))
+def test_the_linear_span_scan_finds_what_the_pattern_defines(text):
+    assert _span_matches(text) == [m.span() for m in _PATTERN.finditer(text)]
+
+
+@pytest.mark.parametrize("text", [
+    "https://www.example.org/a?b=1 and www.x.de", "mail a@b.de, c.d+e@f-g.co.uk now",
+    "a@b.c+d@e.f", 'http://a.de"x1', "www. x", "1a@b.de2", "E-Mail: anna.schmidt@firma.de.",
+])
+def test_the_linear_span_scan_on_links_addresses_and_numbers(text):
+    assert _span_matches(text) == [m.span() for m in _PATTERN.finditer(text)]

@@ -69,3 +69,16 @@ def test_a_translator_switches_options_on_a_copy_sharing_the_model(trained_model
     assert off.model is translator.model and not off.options.pass_through and not off.restrict_output
     assert translator.options == InputOptions() and translator.restrict_output
     assert translator.for_pair(translator.src_lang, translator.tgt_lang) is translator
+
+
+def test_control_and_invisible_characters_never_reach_the_model_nor_the_answer(trained_model_dir):
+    from nmt.decode.translator import Translator
+    from nmt.text.pipeline import drop_invisible
+
+    assert drop_invisible("ein\u200b hund\x1b[31m läuft\x1b[0m\x07\u00ad") == "ein hund läuft"
+    assert drop_invisible("👩\u200d💻 hu\u200dnd\tim\npark") == "👩\u200d💻 hund\tim\npark"
+    translator = Translator.load(trained_model_dir)
+    plain = translator.translate(["ein hund läuft im park"])
+    typed = translator.translate(["ein\u200b hund\x1b[1m läuft\x1b[0m im\ufeff park\x00"])
+    assert typed == plain
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in typed[0])

@@ -141,3 +141,40 @@ def test_every_option_help_names_its_default():
         assert "(default:" in text, name
     assert "default: 4" in subparsers.choices["translate"].format_help()
     assert all(key.startswith("train.") for key in RESUMABLE)
+
+
+def test_a_new_run_never_takes_over_a_folder_it_did_not_write(tmp_path, toy_corpus_dir):
+    """A new run in a folder holding other files deleted best/ and last/ and reused a foreign
+    spm.model; now it is refused in one line naming what is there, and nothing is touched."""
+    config = write_config(tmp_path, toy_corpus_dir)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "spm.model").write_bytes(b"someone else's vocabulary")
+    (folder / "notes.txt").write_text("keep me")
+    refused = run_train("--config", str(config), "--run-dir", str(folder), cwd=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "not empty (notes.txt, spm.model)" in refused.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "spm.model"]
+    assert (folder / "spm.model").read_bytes() == b"someone else's vocabulary"
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ("file", "is a file, not a run folder"),
+    ("unwritable", "/proc/nmt-run: No such file or directory"),
+    ("absolute name", "name = '/tmp/elsewhere': must be a plain folder name"),
+    ("nested", "cannot parse: nested too deeply"),
+])
+def test_bad_run_folders_and_configs_are_one_line(problem, expected, tmp_path, toy_corpus_dir):
+    config, args = write_config(tmp_path, toy_corpus_dir), []
+    if problem == "file":
+        (tmp_path / "run").write_text("")
+        args = ["--run-dir", str(tmp_path / "run")]
+    elif problem == "unwritable":
+        args = ["--run-dir", "/proc/nmt-run"]
+    elif problem == "absolute name":
+        config.write_text(config.read_text().replace('name = "tiny"', 'name = "/tmp/elsewhere"'))
+    else:
+        config.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    result = run_train("--config", str(config), *args, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
