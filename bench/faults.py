@@ -10,7 +10,9 @@ letters, absurd numbers, deep nesting), texts that make backtracking patterns sl
 of non-space characters that a link, e-mail or number pattern almost matches, in several
 shapes, 64 texts of 5,000 characters a request), oversized but legal requests, requests
 abandoned by their clients, requests that time out, attention requests on long texts,
-stalled connections (headers or half a body, never finished), and a killed worker process. For
+stalled connections (headers or half a body, never finished), a greedy client (one address,
+16 connections as fast as they go, against the run's ``NMT_REQ_LIMIT`` of 720 a minute per
+client; each normal client has a loopback address of its own), and a killed worker process. For
 each phase: the normal requests' failures and latency p50/p95, ``/health``'s latency p50/p99/max
 (asked every 50 ms: the event loop's responsiveness), what the abusive requests got, and how
 soon after an abandoned or timed-out request the next normal one was served.
@@ -85,8 +87,9 @@ async def raw_post(port: int, body: bytes, timeout: float = 60.0) -> int | str:
         return type(error).__name__
 
 
-async def normal_client(port: int, sentences: list[str], phases: Phases, stop: asyncio.Event):
-    connection, at = Connection(f"http://127.0.0.1:{port}"), 0
+async def normal_client(port: int, sentences: list[str], phases: Phases, stop: asyncio.Event,
+                        source: str):
+    connection, at = Connection(f"http://127.0.0.1:{port}", source), 0
     while not stop.is_set():
         text, at = sentences[at % len(sentences)], at + 1
         phase, start = phases.name, time.perf_counter()
@@ -162,7 +165,9 @@ async def stall(port: int, count: int, seconds: float) -> dict:
 async def run_phases(port: int, server_pid: int, sentences: list[str], clients: int,
                      seconds: float) -> dict:
     phases, stop = Phases(), asyncio.Event()
-    workers = [asyncio.ensure_future(normal_client(port, sentences[i::clients], phases, stop))
+    # each normal client from a loopback address of its own: rate limits are per address
+    workers = [asyncio.ensure_future(normal_client(port, sentences[i::clients], phases, stop,
+                                                   f"127.0.0.{10 + i}"))
                for i in range(clients)]
     workers.append(asyncio.ensure_future(health_prober(port, phases, stop)))
     await asyncio.sleep(3)
@@ -183,6 +188,24 @@ async def run_phases(port: int, server_pid: int, sentences: list[str], clients: 
             statuses.append(await raw_post(port, POISON[len(statuses) % len(POISON)].encode()))
             await asyncio.sleep(0.2)
         return {"statuses": sorted({str(s) for s in statuses}), "sent": len(statuses)}
+
+    async def greedy():  # one client (one address) sending as fast as 16 connections go
+        statuses: dict[str, int] = {}
+
+        async def loop():
+            connection = Connection(f"http://127.0.0.1:{port}", "127.0.0.200")
+            while time.perf_counter() - started[0] < seconds:
+                try:
+                    status = str(await asyncio.wait_for(connection.post(
+                        "/translate", {"q": "Ein Hund.", "source": "de", "target": "en"}), 30))
+                except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
+                    status = type(error).__name__
+                    connection.close()
+                statuses[status] = statuses.get(status, 0) + 1
+            connection.close()
+
+        await asyncio.gather(*(loop() for _ in range(16)))
+        return {"statuses": statuses}
 
     async def regex_hostile():
         statuses = []
@@ -225,7 +248,7 @@ async def run_phases(port: int, server_pid: int, sentences: list[str], clients: 
         return {"killed_pid": children[0] if children else None}
 
     for name, abuse in (("baseline", lambda: asyncio.sleep(0)), ("poison", poison),
-                        ("regex-hostile", regex_hostile),
+                        ("regex-hostile", regex_hostile), ("greedy-client", greedy),
                         ("oversized", oversized), ("abandoned", abandoned),
                         ("timed-out", timed_out), ("attention", attention),
                         ("stalled", stalled), ("worker-killed", killed)):
@@ -266,7 +289,7 @@ def main() -> None:
     sentences = read_lines(split_file(args.data, "test_2016_flickr", "de"))
     port = free_port()
     env = {**os.environ, "NMT_REQUEST_TIMEOUT_S": "1.5", "NMT_HEADER_TIMEOUT_S": "5",
-           "NMT_BODY_TIMEOUT_S": "5"}
+           "NMT_BODY_TIMEOUT_S": "5", "NMT_REQ_LIMIT": "720"}
     server = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--port", str(port)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

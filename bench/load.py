@@ -125,14 +125,16 @@ class Connection:
     measured against a stub model), and every such millisecond is taken from the model.
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, source: str | None = None):
         host, _, port = url.removeprefix("http://").partition(":")
         self.host, self.port = host, int(port or 80)
+        self.local = (source, 0) if source else None  # the client's own loopback address
         self.reader = self.writer = None
 
     async def post(self, path: str, payload: dict) -> int:
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port,
+                                                                     local_addr=self.local)
         body = json.dumps(payload).encode()
         self.writer.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                           b"Content-Length: %d\r\n\r\n%s"

@@ -150,16 +150,24 @@ def peer_table() -> str:
                    "CTranslate2 fp32"], rows)
 
 
+def _statuses(statuses) -> str:
+    """A list of statuses as it is; counts by status as "429 x 1,234"."""
+    if isinstance(statuses, dict):
+        return ", ".join(f"{status} x {count:,}" for status, count in sorted(statuses.items()))
+    return ", ".join(str(s) for s in statuses)
+
+
 def faults_table() -> str:
     """The service under abuse: normal requests' fate in every phase of bench/faults.py."""
     report = _read("reports/faults.json")
     rows = [[name, phase["normal_requests"], phase["normal_failures"],
              f"{phase['latency_ms']['p50']:.0f} / {phase['latency_ms']['p95']:.0f}",
-             ", ".join(str(s) for s in phase.get("statuses", []))]
+             f"{phase['health_ms']['p99']:.0f}" if "health_ms" in phase else "",
+             _statuses(phase.get("statuses", []))]
             for name, phase in report["phases"].items()]
-    rows.append(["server 500s", "", report["server_500s"], "", ""])
-    return _table(["phase", "normal requests", "failed", "p50 / p95 ms", "abusive requests got"],
-                  rows)
+    rows.append(["server 500s", "", report["server_500s"], "", "", ""])
+    return _table(["phase", "normal requests", "failed", "p50 / p95 ms", "/health p99 ms",
+                   "abusive requests got"], rows)
 
 
 def settings_table() -> str:
@@ -176,6 +184,14 @@ def settings_table() -> str:
         rows.append([f"`NMT_{name.upper()}`", default, " and ".join(bounds),
                      comments.get(name, "").replace("|", "\\|")])
     return _table(["variable", "default", "allowed", "meaning"], rows)
+
+
+def detect_table() -> str:
+    """Language identification accuracy per language and input length (bench/detect.py)."""
+    report = _read("reports/detect.json")
+    lengths = list(next(iter(report["accuracy"].values())))
+    rows = [[lang, *(f"{row[n]:.1%}" for n in lengths)] for lang, row in report["accuracy"].items()]
+    return _table(["language", *lengths], rows)
 
 
 def _field_comments(cls: type) -> dict[str, str]:
@@ -222,7 +238,7 @@ def config_reference() -> str:
 
 BLOCKS = {"README.md": {"results": results_table, "speed": speed_table},
           "docs/PERFORMANCE.md": {"peer": peer_table, "faults": faults_table},
-          "docs/SERVING.md": {"settings": settings_table},
+          "docs/SERVING.md": {"settings": settings_table, "detect": detect_table},
           "docs/EVALUATION.md": {"systems": systems_table, "robustness": robustness_table,
                                  "directions": directions_table}}
 FILES = {"docs/CONFIG.md": config_reference}

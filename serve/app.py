@@ -18,6 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nmt.core.memory import keep_freed_memory
 from serve.batcher import Batcher
+from serve.files import Results
+from serve.files import router as files_router
+from serve.limits import RateLimiter
 from serve.registry import Registry, find_model_dirs
 from serve.routes import ApiError, router
 from serve.settings import Settings, get_settings
@@ -105,12 +108,16 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         yield
         await app.state.batcher.stop()  # requests in flight finish before the process exits
         workers.close()
+        if not settings.files_dir:
+            app.state.results.close()
 
     # /docs and /redoc from assets the fastapi-offline package ships: they work with no internet.
     app = FastAPIOffline(title="nmt", version=__import__("nmt").__version__, lifespan=lifespan,
                          redirect_slashes=False,  # a redirect would be built from the Host header
                          description="Neural machine translation, LibreTranslate-compatible.")
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings.req_limit)
+    app.state.results = Results(settings.files_dir, settings.files_keep, settings.files_ttl_s)
     if settings.origins():
         app.add_middleware(CORSMiddleware, allow_origins=settings.origins(),
                            allow_methods=["GET", "POST"], allow_headers=["*"])
@@ -135,6 +142,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
 
     app.include_router(router)
+    app.include_router(files_router)
     static = Path(__file__).parent / "static"
     app.state.index_html = (static / "index.html").read_text(encoding="utf-8")
     return app

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from serve.workers import WorkerDied
+
 BATCH_SIZE = Histogram("nmt_batch_sentences", "Sentences per model batch",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 BATCH_SECONDS = Histogram("nmt_batch_seconds", "Time a model batch takes to translate",
@@ -233,19 +235,21 @@ class Batcher:
         job.future.add_done_callback(lambda _: [p.future.cancel() for p in parts])
         return parts
 
-    async def translate_chunk(self, chunk: list[Job]) -> None:
+    async def translate_chunk(self, chunk: list[Job], alone: bool = False) -> None:
         live = [job for job in chunk if job.wanted]
         if not live:
             return
         try:
             await self.run_model(live)
         except Exception as error:  # a model failure reaches the requests, not the worker
-            if len(live) == 1:
+            if alone or (len(live) == 1 and not isinstance(error, WorkerDied)):
                 if live[0].wanted:
                     live[0].future.set_exception(error)
                 return
-            for job in live:  # alone, so that the innocent ones succeed
-                await self.translate_chunk([job])
+            # Each job alone, so that the innocent ones succeed; a lone job whose worker died
+            # (killed from outside, say) is tried once more too: only its own death fails it.
+            for job in live:
+                await self.translate_chunk([job], alone=True)
 
     async def run_model(self, live: list[Job]) -> None:
         sentences = [s for job in live for s in job.sentences]

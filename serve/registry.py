@@ -6,6 +6,7 @@ with the higher val BLEU for that pair, unless ``NMT_DEFAULT_MODELS`` names anot
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from nmt.core.config import DEFAULT_PRECISION
 from nmt.core.errors import NmtError
 from nmt.data.corpus import LANGUAGE_NAMES
 from nmt.decode.translator import Translator
+from nmt.text.language import LanguageDetector
 
 
 def find_model_dirs(root: str | Path) -> list[Path]:
@@ -87,6 +89,11 @@ class Registry:
         if translator is None or (source, target) not in translator.pairs:
             return None
         return translator.for_pair(source, target)
+
+    @functools.cached_property
+    def detector(self) -> LanguageDetector:
+        """Language identification over the languages served as sources."""
+        return LanguageDetector(sorted({source for source, _ in self.defaults}))
 
     def served(self) -> str:
         """The pairs served, for error messages: "de-en, en-de"."""

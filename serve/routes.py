@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -17,11 +18,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
+from nmt.data.corpus import LANGUAGE_NAMES
 from nmt.text.pieces import join_translations
 from nmt.text.sentences import split_sentences
 from serve.batcher import Batcher, QueueFull
+from serve.documents import FORMATS
+from serve.limits import client_of
 from serve.registry import Registry
-from serve.schemas import ErrorResponse, Language, TranslateRequest, TranslateResponse
+from serve.schemas import (
+    Detection,
+    DetectRequest,
+    ErrorResponse,
+    Language,
+    TranslateRequest,
+    TranslateResponse,
+)
 from serve.settings import Settings
 from serve.workers import WorkerDied
 
@@ -56,7 +67,7 @@ RegistryDep = Annotated[Registry, Depends(get_registry)]
 BatcherDep = Annotated[Batcher, Depends(get_batcher)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 408, 413, 422, 503, 504)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 403, 408, 413, 422, 429, 503, 504)}
 
 
 async def read_body(request: Request, limit: int, stall_timeout: float,
@@ -89,7 +100,7 @@ async def read_body(request: Request, limit: int, stall_timeout: float,
 
 
 async def parse_request(request: Request, limit: int, stall_timeout: float = 10.0,
-                        deadline: float = 60.0) -> TranslateRequest:
+                        deadline: float = 60.0, schema=TranslateRequest):
     body = await read_body(request, limit, stall_timeout, deadline)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -137,7 +148,7 @@ async def parse_request(request: Request, limit: int, stall_timeout: float = 10.
     if "q" not in payload:
         raise ApiError(400, "missing parameter: q")
     try:
-        return TranslateRequest.model_validate(payload)
+        return schema.model_validate(payload)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -153,24 +164,34 @@ def check_text(text: str, what: str) -> None:
                             f"{ascii(text[error.start])} at character {error.start}") from None
 
 
-def check_limits(req: TranslateRequest, settings: Settings) -> list[str]:
+def check_texts(req, settings: Settings, request: Request) -> list[str]:
+    """The request's texts, once its key, its client's rate and their count and size are
+    within the limits."""
     texts = [req.q] if isinstance(req.q, str) else list(req.q)
-    for name in ("source", "target", "model", "api_key", "format"):
-        if getattr(req, name) is not None:
-            check_text(getattr(req, name), name)
+    if req.api_key is not None:
+        check_text(req.api_key, "api_key")
     if settings.keys() and req.api_key not in settings.keys():
         raise ApiError(403, "invalid or missing api_key")
+    wait = request.app.state.rate_limiter.wait(client_of(request, req.api_key))
+    if wait > 0:
+        raise ApiError(429, f"too many requests: the limit is {settings.req_limit} a minute",
+                       headers={"Retry-After": str(math.ceil(wait))})
     if len(texts) > settings.batch_limit:
         raise ApiError(413, f"too many texts: {len(texts)} (limit {settings.batch_limit})")
     for i, text in enumerate(texts):
         if len(text) > settings.char_limit:
             raise ApiError(413, f"text {i} has {len(text)} characters (limit {settings.char_limit})")
         check_text(text, f"text {i}")
+    return texts
+
+
+def check_limits(req: TranslateRequest, settings: Settings, request: Request) -> list[str]:
+    for name in ("source", "target", "model", "format"):
+        if getattr(req, name) is not None:
+            check_text(getattr(req, name), name)
+    texts = check_texts(req, settings, request)
     if req.format != "text":
         raise ApiError(400, f"format {quoted(req.format)} is not supported; use text")
-    if req.source == "auto":
-        raise ApiError(400, "source 'auto' is not supported yet: language detection does not "
-                            "exist; give the source language")
     if req.alternatives > settings.max_alternatives:
         raise ApiError(400, f"alternatives must be at most {settings.max_alternatives}")
     if req.beam_size is not None and req.beam_size > settings.max_beam_size:
@@ -251,62 +272,149 @@ async def until_disconnected(request: Request, work, timeout: float):
                      "schema": TranslateRequest.model_json_schema()}}}})
 async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep,
                     settings: SettingsDep):
-    """Translate a text or a list of texts (LibreTranslate's API)."""
+    """Translate a text or a list of texts (LibreTranslate's API); ``"source": "auto"`` detects
+    each text's language and answers it as ``detectedLanguage``."""
     req = await parse_request(request, settings.body_limit, settings.body_timeout_s,
                               settings.body_deadline_s)
-    texts = check_limits(req, settings)
-    translator = registry.pick(req.source, req.target, req.model)
-    if translator is None:
-        what = f"model {quoted(req.model)} for " if req.model else ""
-        pair = f"{req.source[:10]}-{req.target[:10]}"
-        raise ApiError(400, f"no {what}{pair} model; served: {registry.served()} (see /languages)")
+    texts = check_limits(req, settings, request)
     n_best = req.alternatives + 1
     beam_size = max(req.beam_size or settings.beam_size, n_best)
+    detected = None
+    if req.source == "auto":
+        detected = await asyncio.to_thread(lambda: [registry.detector.best(t) for t in texts])
+    sources = [d.language for d in detected] if detected else [req.source] * len(texts)
+    groups: dict[str, list[int]] = {}
+    for i, source in enumerate(sources):
+        groups.setdefault(source, []).append(i)
+    translators = {source: pick(registry, source, req, detected is not None) for source in groups}
+    done = await asyncio.gather(*(
+        translate_texts(request, batcher, settings, translators[source], [texts[i] for i in at],
+                        beam_size, n_best, req.attention) for source, at in groups.items()))
+    answers: list = [None] * len(texts)
+    for at, group in zip(groups.values(), done):
+        for i, answer in zip(at, group):
+            answers[i] = answer
+    return JSONResponse(response_body(req, answers, translators, detected))
+
+
+def pick(registry: Registry, source: str, req: TranslateRequest, detected: bool):
+    """The translator for ``source`` -> the request's target; None where they are the same
+    language (the text is its own translation, as LibreTranslate answers); else a 400."""
+    if detected and source == req.target:
+        return None
+    translator = registry.pick(source, req.target, req.model)
+    if translator is None:
+        what = f"model {quoted(req.model)} for " if req.model else ""
+        if detected:
+            raise ApiError(400, f"the detected language {source!r} cannot be translated into "
+                                f"{req.target[:10]!r} here; served: {registry.served()}")
+        pair = f"{source[:10]}-{req.target[:10]}"
+        raise ApiError(400, f"no {what}{pair} model; served: {registry.served()} (see /languages)")
+    return translator
+
+
+async def translate_texts(request: Request, batcher: Batcher, settings: Settings, translator,
+                          texts: list[str], beam_size: int, n_best: int, attention: bool):
+    """Each text's (translation, alternatives, attention), through the batcher."""
+    if translator is None:
+        return [(text, [text] * (n_best - 1), []) for text in texts]
     # The text work before the queue (splitting, preparing, counting) is linear in the text and
     # bounded by the limits above, and runs off the event loop, which never waits on text.
     pieces, prepared, tokens = await asyncio.to_thread(prepare_request, translator, texts,
                                                        beam_size, settings)
-    sentences = [s for p in pieces for s, _ in p]
-    results = []
-    if sentences:
-        try:
-            results = await until_disconnected(
-                request, batcher.submit(translator, prepared, beam_size, n_best, req.attention,
-                                        tokens), settings.request_timeout_s)
-        except QueueFull:
-            raise ApiError(503, "the server is busy: too many sentences waiting; retry soon",
-                           headers={"Retry-After": "1"}) from None
-        except WorkerDied:
-            raise ApiError(503, "a translation worker stopped; the server has started another: "
-                           "retry", headers={"Retry-After": "1"}) from None
-        except TimeoutError:
-            raise ApiError(504, f"translation took longer than {settings.request_timeout_s} s") \
-                from None
-        except ClientGone:  # nobody to answer; the status is for the access log only
-            raise ApiError(499, "the client closed the connection") from None
-        except Exception as error:  # it failed alone (serve/batcher.py retried it alone)
-            raise ApiError(422, f"this text could not be translated ({type(error).__name__}: "
-                                f"{str(error)[:200]})") from None
-    out, alternatives, attention, at = [], [], [], 0
+    results = await translate_prepared(request, batcher, settings, translator, prepared, tokens,
+                                       beam_size, n_best, attention) if prepared else []
+    answers, at = [], 0
     for p in pieces:
         part = results[at:at + len(p)]
         at += len(p)
         joined = join_translations(part, p)
-        out.append(joined.text)
-        alternatives.append([joined.alternatives[k][0] if k < len(joined.alternatives)
-                             else joined.text for k in range(req.alternatives)])
-        if req.attention:  # computed in the worker, over the ids it decoded
-            attention.append([{"source_tokens": r.alignment.src_tokens,
-                               "target_tokens": r.alignment.tgt_tokens,
-                               "weights": [[round(w, 4) for w in row] for row in r.alignment.weights]}
-                              for r in part if r.alignment is not None])
+        answers.append((joined.text, [joined.alternatives[k][0] if k < len(joined.alternatives)
+                                      else joined.text for k in range(n_best - 1)],
+                        [{"source_tokens": r.alignment.src_tokens,
+                          "target_tokens": r.alignment.tgt_tokens,
+                          "weights": [[round(w, 4) for w in row] for row in r.alignment.weights]}
+                         for r in part if r.alignment is not None]))
+    return answers
+
+
+async def translate_prepared(request, batcher, settings, translator, prepared, tokens,
+                             beam_size, n_best, attention):
+    """The batcher's translations of prepared sentences, its failures as the API's errors."""
+    try:
+        return await until_disconnected(
+            request, batcher.submit(translator, prepared, beam_size, n_best, attention, tokens),
+            settings.request_timeout_s)
+    except QueueFull:
+        raise ApiError(503, "the server is busy: too many sentences waiting; retry soon",
+                       headers={"Retry-After": "1"}) from None
+    except WorkerDied:
+        raise ApiError(503, "a translation worker stopped; the server has started another: "
+                       "retry", headers={"Retry-After": "1"}) from None
+    except TimeoutError:
+        raise ApiError(504, f"translation took longer than {settings.request_timeout_s} s") \
+            from None
+    except ClientGone:  # nobody to answer; the status is for the access log only
+        raise ApiError(499, "the client closed the connection") from None
+    except Exception as error:  # it failed alone (serve/batcher.py retried it alone)
+        raise ApiError(422, f"this text could not be translated ({type(error).__name__}: "
+                            f"{str(error)[:200]})") from None
+
+
+def response_body(req: TranslateRequest, answers: list, translators: dict, detected) -> dict:
+    """LibreTranslate's answer: one value per text, or the value itself for a lone text."""
     single = isinstance(req.q, str)
-    response = {"translatedText": out[0] if single else out, "model": translator.name}
+    shape = (lambda values: values[0]) if single else (lambda values: values)
+    models = sorted({t.name for t in translators.values() if t is not None})
+    response: dict = {"translatedText": shape([text for text, _, _ in answers])}
+    if models:
+        response["model"] = models[0] if len(models) == 1 else models
     if req.alternatives:
-        response["alternatives"] = alternatives[0] if single else alternatives
+        response["alternatives"] = shape([alternatives for _, alternatives, _ in answers])
     if req.attention:
-        response["attention"] = attention[0] if single else attention
-    return JSONResponse(response)
+        response["attention"] = shape([attention for _, _, attention in answers])
+    if detected is not None:
+        response["detectedLanguage"] = shape([{"confidence": d.confidence, "language": d.language}
+                                              for d in detected])
+    return response
+
+
+@router.post("/detect", response_model=list[Detection] | list[list[Detection]], responses=ERRORS,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": DetectRequest.model_json_schema()},
+                 "application/x-www-form-urlencoded": {
+                     "schema": DetectRequest.model_json_schema()}}}})
+async def detect(request: Request, registry: RegistryDep, settings: SettingsDep):
+    """The language of a text (or of each of a list of texts), likeliest first, with a
+    confidence from 0 to 100 (LibreTranslate's API)."""
+    req = await parse_request(request, settings.body_limit, settings.body_timeout_s,
+                              settings.body_deadline_s, schema=DetectRequest)
+    texts = check_texts(req, settings, request)
+    if isinstance(req.q, str) and not req.q.strip():
+        raise ApiError(400, "Invalid request: missing q parameter")
+    found = await asyncio.to_thread(lambda: [registry.detector.detect(t) for t in texts])
+    answers = [[{"confidence": d.confidence, "language": d.language} for d in row] for row in found]
+    return JSONResponse(answers[0] if isinstance(req.q, str) else answers)
+
+
+@router.get("/frontend/settings")
+async def frontend_settings(registry: RegistryDep, settings: SettingsDep):
+    """What LibreTranslate's web front-end reads first."""
+    codes = {lang["code"] for lang in registry.languages()}
+    target = "en" if "en" in codes else min(codes, default="en")
+    return {"charLimit": settings.char_limit, "frontendTimeout": 500,
+            "apiKeys": bool(settings.keys()), "keyRequired": bool(settings.keys()),
+            "suggestions": False, "filesTranslation": True,
+            "supportedFilesFormat": list(FORMATS),
+            "language": {"source": {"code": "auto", "name": "Auto Detect"},
+                         "target": {"code": target, "name": LANGUAGE_NAMES.get(target, target)}}}
+
+
+@router.post("/suggest", responses=ERRORS)
+async def suggest():
+    """Suggestions of better translations: disabled here, as on a LibreTranslate server
+    started without --suggestions."""
+    raise ApiError(403, "Suggestions are disabled on this server.")
 
 
 @router.get("/languages", response_model=list[Language])

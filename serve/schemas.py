@@ -9,7 +9,7 @@ class TranslateRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     q: StrictStr | list[StrictStr] = Field(description="a text, or a list of texts")
-    source: StrictStr = Field(description="source language code, e.g. de")
+    source: StrictStr = Field(description="source language code, e.g. de, or auto to detect it")
     target: StrictStr = Field(description="target language code, e.g. en")
     format: StrictStr = Field("text", description="text (html is not supported yet)")
     alternatives: StrictInt = Field(0, ge=0, description="how many alternative translations")
@@ -17,6 +17,18 @@ class TranslateRequest(BaseModel):
     model: StrictStr | None = Field(None, description="nmt: a model by name, else the pair's default")
     beam_size: StrictInt | None = Field(None, ge=1, description="nmt: beam size (default 4)")
     attention: StrictBool = Field(False, description="nmt: return subwords and cross-attention")
+
+
+class DetectRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    q: StrictStr | list[StrictStr] = Field(description="a text, or a list of texts")
+    api_key: StrictStr | None = None
+
+
+class Detection(BaseModel):
+    confidence: float = Field(description="0 to 100")
+    language: str
 
 
 class Alignment(BaseModel):
@@ -27,6 +39,7 @@ class Alignment(BaseModel):
 
 class TranslateResponse(BaseModel):
     translatedText: str | list[str]
+    detectedLanguage: Detection | list[Detection] | None = None  # with "source": "auto"
     alternatives: list[str] | list[list[str]] | None = None
     model: str | None = None
     attention: list[Alignment] | list[list[Alignment]] | None = None

@@ -32,6 +32,17 @@ class Settings(BaseSettings):
     # in the lane for large work, one batch at a time (serve/batcher.py).
     heavy_tokens: int = Field(256, ge=1)
     body_limit: int = Field(1_000_000, ge=1024)  # bytes per request body
+    # Requests a minute per client (its API key, else its address) to /translate and /detect;
+    # 0: no limit (serve/limits.py).
+    req_limit: int = Field(0, ge=0)
+    # /translate_file: bytes per file, characters of text per file, and the results kept (at
+    # most files_keep of them, each files_ttl_s seconds, in files_dir: empty, a fresh temporary
+    # folder removed when the server stops).
+    file_limit: int = Field(5_000_000, ge=1024)
+    file_char_limit: int = Field(100_000, ge=1)
+    files_dir: str = ""
+    files_keep: int = Field(100, ge=1)
+    files_ttl_s: float = Field(3600.0, gt=0)
     api_keys: str = ""  # comma-separated; empty: no key needed
     metrics_public: bool = False  # /metrics without a key even when keys are set
     cors_origins: str = ""  # comma-separated origins allowed by CORS

@@ -150,3 +150,28 @@ def keep_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(url: str, server) -> None:
+    """Until ``url``/health answers; fails the test with the server's log if it exits first."""
+    import time
+
+    import httpx
+
+    for _ in range(600):
+        if server.poll() is not None:
+            pytest.fail("nmt serve exited: " + server.stderr.read().decode()[-2000:])
+        try:
+            if httpx.get(url.rstrip("/") + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    pytest.fail("nmt serve did not start")

@@ -10,12 +10,10 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import MULTI30K, ROOT
+from conftest import MULTI30K, ROOT, free_port, wait_until_serving
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -74,11 +72,11 @@ def test_the_python_example_runs_as_written():
 def test_the_rest_example_answers_what_the_readme_shows(tmp_path):
     (curl,) = commands("curl ")
     shown = re.search(r"^# (\{\"translatedText\".*\})$", README, re.M).group(1)
-    port = 5000 if _free(5000) else _free_port()
+    port = 5000 if _free(5000) else free_port()
     server = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--port", str(port)], cwd=ROOT,
                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", server)
+        wait_until_serving(f"http://127.0.0.1:{port}", server)
         answer = shell(curl.replace("localhost:5000", f"localhost:{port}"))
     finally:
         server.terminate()
@@ -103,23 +101,3 @@ def _free(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, server: subprocess.Popen) -> None:
-    for _ in range(600):
-        if server.poll() is not None:
-            pytest.fail("nmt serve exited: " + server.stderr.read().decode()[-2000:])
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    pytest.fail("nmt serve did not start")

@@ -5,9 +5,9 @@
         head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)
 
 ``scaled_dot_product_attention`` below is the reference, written out. ``MultiHeadAttention`` picks
-per call whichever is faster, measured on a 2-core AVX-512 CPU: for training (gradients on,
-short sentences) the explicit version is ~3x faster than PyTorch's fused CPU kernel, whose backward
-pass is slow; for decoding (no gradients, one query) the fused kernel is ~2x faster.
+per call whichever was measured faster on CPUs: for training (gradients on, short sentences) the
+explicit version, since the fused CPU kernel's backward pass is slow; for decoding (no gradients,
+one query) the fused kernel.
 ``tests/models/test_attention.py`` checks that both agree.
 
 Masks are boolean and broadcast to (B, h, T_q, T_k): True where a query may attend.

@@ -137,7 +137,7 @@ def test_languages_health_metrics_page_docs(client):
     (b'{"q": "a", "source": "de", "target": "en", "beam_size": Infinity}', 400, "beam_size"),
     (b'{"q": "a", "source": "de", "target": NaN}', 400, "target"),
     (json.dumps({"q": "a", "source": "fr", "target": "en"}).encode(), 400, "fr-en"),
-    (json.dumps({"q": "a", "source": "auto", "target": "en"}).encode(), 400, "auto"),
+    (json.dumps({"q": "a", "source": "auto", "target": "xx"}).encode(), 400, "cannot be translated"),
     (json.dumps({"q": "a", "source": "de", "target": "en", "format": "html"}).encode(), 400, "html"),
     (json.dumps({"q": "a", "source": "de", "target": "en", "model": "nope"}).encode(), 400, "nope"),
     (json.dumps({"q": "a" * 5001, "source": "de", "target": "en"}).encode(), 413, "5000"),
