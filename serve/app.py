@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -97,6 +98,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.registry = registry or await asyncio.to_thread(load_registry, settings)
+        # What start-up made (models, vocabularies, libraries) lives as long as the server: out
+        # of the collector's reach, a full collection no longer walks it while requests wait,
+        # and the forked workers do not copy the pages it would have touched.
+        gc.collect()
+        gc.freeze()
         workers = (ProcessWorkers(app.state.registry.translators, settings.batch_workers(),
                                   settings.torch_threads())
                    if settings.processes else ThreadWorkers())

@@ -122,7 +122,7 @@ def load() -> ctypes.CDLL | None:
 def quantize_rows(library: ctypes.CDLL, x: torch.Tensor,
                   zero_point: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """x (N, K) contiguous float32 -> q (N, K), int8 (zero_point 0) or uint8 around 128, and
-    the scales (N, 1): ``nmt.quantize.quantize_rows``'s values."""
+    the scales (N, 1): ``nmt.decode.quantize.quantize_rows``'s values."""
     n, k = x.shape
     q = torch.empty(n, k, dtype=torch.uint8 if zero_point else torch.int8)
     scale = torch.empty(n, 1)
