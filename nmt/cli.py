@@ -1,4 +1,5 @@
-"""The command line: ``nmt data | train | translate | evaluate | release | export | serve``.
+"""The command line: ``nmt data | train | translate | evaluate | release | study | export |
+serve``.
 
 Heavy modules (torch models, datasets, the web stack) are imported inside the commands that need
 them, so ``nmt --help`` and ``nmt data stats`` start fast. A user error ends with one line on
@@ -187,6 +188,16 @@ def cmd_evaluate(args) -> None:
              robustness=args.robustness, replace=args.force)
 
 
+# ----------------------------------------------------------------------------- nmt study
+
+
+def cmd_study(args) -> None:
+    from nmt.study.report import study_sqrt_dk
+
+    study_sqrt_dk(Path(args.out), Path(args.model), data=args.data, sentences=args.sentences,
+                  log=eprint)
+
+
 # ----------------------------------------------------------------------------- nmt export
 
 
@@ -329,6 +340,16 @@ def add_evaluate_release_serve(commands) -> None:
                      "(default: the run's command.txt)")
     add_quantize(rel)
     rel.set_defaults(func=cmd_release)
+
+    st = commands.add_parser("study", help="measure the lecture's claims on our own models "
+                             "(reports/study/)")
+    st.add_argument("experiment", choices=["sqrt-dk"],
+                    help="sqrt-dk: why attention divides by sqrt(d_k) (random vectors, a model)")
+    st.add_argument("--model", default="models/transformer-de-en", help="a Transformer directory")
+    st.add_argument("--data", default="data/multi30k", help="corpus folder (its val split)")
+    st.add_argument("--sentences", type=int, default=200, help="val sentences the model reads")
+    st.add_argument("--out", default="reports/study", help="where the study's page and data go")
+    st.set_defaults(func=cmd_study)
 
     ex = commands.add_parser("export", help="a model for CTranslate2 or Argos Translate / "
                              "LibreTranslate (pip install -e '.[export]')")

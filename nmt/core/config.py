@@ -85,10 +85,15 @@ class ModelConfig:
     attention_dropout: float = 0.0  # on the attention weights
     pre_norm: bool = True  # LayerNorm before each sublayer (else after, as in the paper)
     max_positions: int = 1024  # longest sequence the positional table covers
+    # "sqrt_dk": softmax(QK^T / sqrt(d_k))V as in the paper; "none": softmax(QK^T)V, the
+    # ablation that shows why the scaling is there (nmt/models/attention.py)
+    attention_scale: str = "sqrt_dk"
     # RNN baseline (bidirectional GRU encoder + Bahdanau attention decoder).
     embed_dim: int = 256
     hidden_size: int = 512  # GRU state size (the encoder's, each direction)
     rnn_layers: int = 1  # GRU layers
+    rnn_bidirectional: bool = True  # encoder reads both ways (else left to right only)
+    rnn_attention: bool = True  # additive attention (else the encoder's last state as context)
     # Shared by both: one embedding matrix for source, target and output projection.
     tie_embeddings: bool = True
 
@@ -331,7 +336,9 @@ RULES: dict[str, dict[str, tuple]] = {
               "n_encoder_layers": _LAYERS, "n_decoder_layers": _LAYERS, "d_ff": _range(1, 65_536),
               "dropout": _DROPOUT, "attention_dropout": _DROPOUT, "pre_norm": _ANY,
               "max_positions": _range(16, 65_536), "embed_dim": _WIDTH, "hidden_size": _WIDTH,
-              "rnn_layers": _range(1, 16), "tie_embeddings": _ANY},
+              "rnn_layers": _range(1, 16), "tie_embeddings": _ANY,
+              "attention_scale": _choice("sqrt_dk", "none"), "rnn_bidirectional": _ANY,
+              "rnn_attention": _ANY},
     "train": {"seed": _NON_NEGATIVE, "max_tokens": _range(8), "lr": _range(0.0, 1.0, low_open=True),
               "warmup_steps": _NON_NEGATIVE, "lr_schedule": _choice("inverse_sqrt", "linear"),
               "max_steps": _NON_NEGATIVE, "adam_beta1": _range(0.0, 1.0, high_open=True),

@@ -111,6 +111,7 @@ class NativeStep:
                                    for linear in _layer_linears(layer).values())]
         if (any(_c_linear(linear) is None for linear in linears)
                 or not layers[0].sublayers[0].pre_norm or layers[0].self_attn.d_k % 16
+                or not layers[0].self_attn.scaled  # the C step divides by sqrt(d_k)
                 or any(type(s.norm) is not torch.nn.LayerNorm or s.norm.eps != 1e-5
                        for layer in layers for s in layer.sublayers)):
             return None

@@ -46,6 +46,9 @@ def load_transformer(model_dir: Path):
                        "CTranslate2 or Argos Translate; only Transformer models can be exported")
     if not config.model.pre_norm:
         raise NmtError(f"{model_dir}: only pre-norm Transformers are exported")
+    if config.model.attention_scale != "sqrt_dk":
+        raise NmtError(f"{model_dir}: attention without the 1/sqrt(d_k) scaling (an ablation) "
+                       "has no CTranslate2 counterpart")
     tokenizer = Tokenizer(model_dir / "spm.model")
     model = load_model(model_dir, config, tokenizer.vocab_size)
     return model.eval(), config, tokenizer

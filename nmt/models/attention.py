@@ -24,13 +24,18 @@ from torch import nn
 
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                                  mask: torch.Tensor | None = None, is_causal: bool = False,
-                                 dropout: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                                 dropout: float = 0.0, scaled: bool = True
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(Q K^T / sqrt(d_k)) V for q (B, h, T_q, d_k), k and v (B, h, T_k, d_k).
 
+    ``scaled=False``: softmax(Q K^T) V. For q and k of unit-variance components, q . k has
+    variance d_k; unscaled, the softmax saturates as d_k grows and its gradient vanishes.
     Returns the output (B, h, T_q, d_k) and the attention weights (B, h, T_q, T_k).
     """
     d_k = q.size(-1)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (B, h, T_q, T_k)
+    scores = q @ k.transpose(-2, -1)  # (B, h, T_q, T_k)
+    if scaled:
+        scores = scores / math.sqrt(d_k)
     if is_causal:  # position i sees positions <= i only (the future is not yet written)
         t_q, t_k = scores.shape[-2:]
         causal = torch.ones(t_q, t_k, dtype=torch.bool, device=q.device).tril(t_k - t_q)
@@ -49,10 +54,10 @@ class MultiHeadAttention(nn.Module):
     # "auto": fused kernel without gradients, explicit with them; True / False force one path.
     use_fused: bool | str = "auto"
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0):
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, scaled: bool = True):
         super().__init__()
         assert d_model % n_heads == 0, "d_model must be divisible by n_heads"
-        self.n_heads, self.d_k = n_heads, d_model // n_heads
+        self.n_heads, self.d_k, self.scaled = n_heads, d_model // n_heads, scaled
         self.w_q = nn.Linear(d_model, d_model)  # W^Q for all heads at once
         self.w_k = nn.Linear(d_model, d_model)  # W^K
         self.w_v = nn.Linear(d_model, d_model)  # W^V
@@ -128,12 +133,14 @@ class MultiHeadAttention(nn.Module):
             not torch.is_grad_enabled() and not (q.size(2) <= 8 and q.size(0) * q.size(2) >= 32))
         if fused and not need_weights:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
-                                                 is_causal=is_causal and mask is None)
+                                                 is_causal=is_causal and mask is None,
+                                                 scale=None if self.scaled else 1.0)
             if is_causal and mask is not None:
                 raise ValueError("pass a causal mask or is_causal, not both")
             weights = None
         else:
-            out, weights = scaled_dot_product_attention(q, k, v, mask, is_causal, dropout)
+            out, weights = scaled_dot_product_attention(q, k, v, mask, is_causal, dropout,
+                                                        self.scaled)
             weights = weights.mean(dim=1)
         b, _, t_q, _ = out.shape
         out = out.transpose(1, 2).reshape(b, t_q, self.n_heads * self.d_k)  # Concat(head_1..h)

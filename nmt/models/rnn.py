@@ -30,15 +30,17 @@ from nmt.models.dropout import Dropout
 @dataclass
 class RNNMemory:
     annotations: torch.Tensor  # h_j, (N, S, 2 * H_enc)
-    keys: torch.Tensor  # U_a h_j, computed once, (N, S, A)
+    keys: torch.Tensor | None  # U_a h_j, computed once, (N, S, A); None without attention
     src_mask: torch.Tensor  # (N, S)
     initial: torch.Tensor  # s_0, (N, H)
+    summary: torch.Tensor  # the encoder's last states, (N, H): the context without attention
 
     def select(self, indices: torch.Tensor) -> RNNMemory:
         return RNNMemory(self.annotations.index_select(0, indices),
-                         self.keys.index_select(0, indices),
+                         None if self.keys is None else self.keys.index_select(0, indices),
                          self.src_mask.index_select(0, indices),
-                         self.initial.index_select(0, indices))
+                         self.initial.index_select(0, indices),
+                         self.summary.index_select(0, indices))
 
 
 @dataclass
@@ -75,19 +77,26 @@ class AdditiveAttention(nn.Module):
 
 class RNNSeq2Seq(Seq2Seq):
     def __init__(self, vocab_size: int, embed_dim: int = 256, hidden_size: int = 512,
-                 num_layers: int = 1, dropout: float = 0.3, tie_embeddings: bool = True):
+                 num_layers: int = 1, dropout: float = 0.3, tie_embeddings: bool = True,
+                 bidirectional: bool = True, attention: bool = True):
+        """``bidirectional=False``: the encoder reads left to right only, h_j = h_j(fwd), and
+        s_0 = tanh(W_s h_S); ``attention=False``: no attention, the context of every step is
+        the encoder's last state, c_t = h_S (Cho et al. 2014): the lecture's starting points."""
         super().__init__()
-        assert hidden_size % 2 == 0, "hidden_size must be even (two encoder directions)"
+        assert hidden_size % 2 == 0 or not bidirectional, \
+            "hidden_size must be even (two encoder directions)"
+        self.bidirectional = bidirectional
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         nn.init.normal_(self.embed.weight, mean=0.0, std=embed_dim ** -0.5)
         nn.init.zeros_(self.embed.weight[PAD_ID])
         self.dropout = Dropout(dropout)
         annotation = hidden_size  # forward and backward halves
-        self.encoder = nn.GRU(embed_dim, hidden_size // 2, num_layers=num_layers,
-                              batch_first=True, bidirectional=True,
+        self.encoder = nn.GRU(embed_dim, hidden_size // 2 if bidirectional else hidden_size,
+                              num_layers=num_layers, batch_first=True, bidirectional=bidirectional,
                               dropout=dropout if num_layers > 1 else 0.0)
         self.init_state = nn.Linear(annotation, hidden_size)  # W_s
-        self.attention = AdditiveAttention(hidden_size, annotation, hidden_size)
+        self.attention = AdditiveAttention(hidden_size, annotation, hidden_size) if attention \
+            else None
         self.decoder = nn.GRUCell(embed_dim + annotation, hidden_size)
         self.readout = nn.Linear(hidden_size + annotation + embed_dim, embed_dim)  # W_o
         self.output = None if tie_embeddings else nn.Linear(embed_dim, vocab_size, bias=False)
@@ -104,16 +113,23 @@ class RNNSeq2Seq(Seq2Seq):
         annotations, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True,
                                                           total_length=src.size(1))
         # last: (layers * 2, B, H/2); the top layer's forward end and backward start.
-        summary = torch.cat([last[-2], last[-1]], dim=-1)
+        summary = torch.cat([last[-2], last[-1]], dim=-1) if self.bidirectional else last[-1]
         initial = torch.tanh(self.init_state(summary))  # s_0
         annotations = self.dropout(annotations)
-        keys = self.attention.u_a(annotations)  # U_a h_j, once per sentence
-        return RNNMemory(annotations, keys, src_mask, initial)
+        # U_a h_j, once per sentence
+        keys = self.attention.u_a(annotations) if self.attention is not None else None
+        return RNNMemory(annotations, keys, src_mask, initial, summary)
 
     def step(self, prev_tokens: torch.Tensor, memory: RNNMemory, hidden: torch.Tensor):
         """One target position: y_{t-1} (N,), s_{t-1} (N, H) -> readout t_t (N, E), s_t, alpha_t."""
         embedded = self.dropout(self.embed(prev_tokens))  # E y_{t-1}
-        context, alpha = self.attention(hidden, memory.keys, memory.annotations, memory.src_mask)
+        if self.attention is not None:
+            context, alpha = self.attention(hidden, memory.keys, memory.annotations,
+                                            memory.src_mask)
+        else:  # c_t = h_S for every t; nothing is attended to
+            k = hidden.size(0) // memory.summary.size(0)
+            context = memory.summary.repeat_interleave(k, 0)
+            alpha = torch.zeros(hidden.size(0), memory.src_mask.size(1), device=hidden.device)
         hidden = self.decoder(torch.cat([embedded, context], dim=-1), hidden)  # s_t
         readout = torch.tanh(self.readout(torch.cat([hidden, context, embedded], dim=-1)))
         return self.dropout(readout), hidden, alpha

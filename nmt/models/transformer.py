@@ -61,9 +61,9 @@ class Residual(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm):
+    def __init__(self, d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm, scaled=True):
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout, scaled)
         self.ffn = FeedForward(d_model, d_ff)
         self.sublayers = nn.ModuleList(Residual(d_model, dropout, pre_norm) for _ in range(2))
 
@@ -88,10 +88,10 @@ def extend_cache(cache: torch.Tensor, new: torch.Tensor, rows: torch.Tensor | No
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm):
+    def __init__(self, d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm, scaled=True):
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout, scaled)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, attention_dropout, scaled)
         self.ffn = FeedForward(d_model, d_ff)
         self.sublayers = nn.ModuleList(Residual(d_model, dropout, pre_norm) for _ in range(3))
 
@@ -177,7 +177,7 @@ class Transformer(Seq2Seq):
     def __init__(self, vocab_size: int, d_model: int = 256, n_heads: int = 4,
                  n_encoder_layers: int = 3, n_decoder_layers: int = 3, d_ff: int = 1024,
                  dropout: float = 0.1, attention_dropout: float = 0.0, pre_norm: bool = True,
-                 tie_embeddings: bool = True, max_positions: int = 1024):
+                 tie_embeddings: bool = True, max_positions: int = 1024, scaled: bool = True):
         super().__init__()
         self.d_model = d_model
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD_ID)
@@ -186,7 +186,7 @@ class Transformer(Seq2Seq):
         self.register_buffer("positions", sinusoidal_positions(max_positions, d_model),
                              persistent=False)
         self.dropout = Dropout(dropout)
-        layer_args = (d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm)
+        layer_args = (d_model, n_heads, d_ff, dropout, attention_dropout, pre_norm, scaled)
         self.encoder_layers = nn.ModuleList(EncoderLayer(*layer_args) for _ in range(n_encoder_layers))
         self.decoder_layers = nn.ModuleList(DecoderLayer(*layer_args) for _ in range(n_decoder_layers))
         # Pre-norm stacks end with a LayerNorm: the residual stream is never normalised otherwise.
