@@ -47,6 +47,10 @@ def test_libretranslate_aio(url, tmp_path):
                                        "auto", "en")
         assert [d.language for d in translation.detected_language] == ["de", "fr"]
         assert all(text.startswith("A ") for text in translation.translated_text)
+        explicit = client.translate("Ein Hund rennt durch den Schnee.", "de", "en")
+        assert explicit.translated_text == "A dog runs through the snow."
+        assert explicit.detected_language is None
+        assert {"en", "de", "fr", "cs"} <= {language.code for language in client.languages()}
         assert client.detect("Muž jede na kole.")[0].language == "cs"
         settings = client.frontend_settings()
         assert settings.char_limit == 5000 and ".docx" in settings.supported_files_format
