@@ -59,15 +59,6 @@ class Measure:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start, status = time.perf_counter(), None
-        names = {name for name, _ in scope["headers"]}
-        if b"content-length" in names and b"transfer-encoding" in names:
-            # RFC 9112 6.1: a request with both may be smuggling a second one in its body; it
-            # is refused and its connection closed, so nothing after it is read as a request.
-            await JSONResponse({"error": "both Content-Length and Transfer-Encoding: ambiguous "
-                                         "request length"}, status_code=400,
-                               headers={"Connection": "close"})(scope, receive, send)
-            REQUESTS.labels("unmatched", "400").inc()
-            return
 
         async def send_noting_status(message):
             nonlocal status
@@ -87,6 +78,24 @@ class Measure:
         path = route.path if route is not None else "unmatched"
         REQUESTS.labels(path, str(status)).inc()
         LATENCY.labels(path, str(status)).observe(time.perf_counter() - start)
+
+
+class RefuseAmbiguousLength:
+    """RFC 9112 6.1: a request with both Content-Length and Transfer-Encoding may be smuggling
+    a second one in its body; it is refused (400) and its connection closed, so nothing after
+    it is read as a request. Inside ``Measure``, which counts it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        names = {name for name, _ in scope.get("headers", ())} if scope["type"] == "http" else ()
+        if b"content-length" in names and b"transfer-encoding" in names:
+            response = JSONResponse({"error": "both Content-Length and Transfer-Encoding: "
+                                              "ambiguous request length"}, status_code=400,
+                                    headers={"Connection": "close"})
+            return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
@@ -128,7 +137,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         app.add_middleware(CORSMiddleware, allow_origins=settings.origins(),
                            allow_methods=["GET", "POST"], allow_headers=["*"])
 
-    app.add_middleware(Measure)
+    app.add_middleware(RefuseAmbiguousLength)
+    app.add_middleware(Measure)  # added last: outermost, so it counts what the others refuse
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError):

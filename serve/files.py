@@ -26,13 +26,12 @@ from serve.routes import (
     ApiError,
     RegistryDep,
     SettingsDep,
+    check_client,
     check_text,
-    client_of,
     pick,
     quoted,
     translate_texts,
 )
-from serve.schemas import TranslateRequest
 
 router = APIRouter()
 _NAME = re.compile(r"[0-9a-f]{32}\.[\w.-]{1,100}")
@@ -78,16 +77,9 @@ async def translate_file(request: Request, registry: RegistryDep, settings: Sett
     upload, source, target = form.get("file"), form.get("source"), form.get("target")
     if upload is None or isinstance(upload, str) or not source or not target:
         raise ApiError(400, "Invalid request: file, source and target are required")
-    api_key = form.get("api_key") or None
-    for name, value in (("source", source), ("target", target), ("api_key", api_key)):
-        if value is not None:
-            check_text(value, name)
-    if settings.keys() and api_key not in settings.keys():
-        raise ApiError(403, "invalid or missing api_key")
-    wait = request.app.state.rate_limiter.wait(client_of(request, api_key))
-    if wait > 0:
-        raise ApiError(429, f"too many requests: the limit is {settings.req_limit} a minute",
-                       headers={"Retry-After": str(int(wait) + 1)})
+    check_text(source, "source")
+    check_text(target, "target")
+    check_client(request, form.get("api_key") or None, settings)
     extension = Path(upload.filename or "").suffix.lower()
     if extension not in FORMATS:
         raise ApiError(400, f"file type {quoted(extension or upload.filename or '')} is not "
@@ -95,8 +87,7 @@ async def translate_file(request: Request, registry: RegistryDep, settings: Sett
     data = await upload.read()
     if source == "auto":
         raise ApiError(400, "give the file's source language; auto is for texts (/translate)")
-    translator = pick(registry, source, TranslateRequest(q="", source=source, target=target),
-                      detected=False)
+    translator = pick(registry, source, target, None, detected=False)
     translated = await _translate(request, settings, translator, data, extension)
     name = request.app.state.results.add(upload.filename or f"file{extension}", translated)
     return JSONResponse({"translatedFileUrl": str(request.url_for("download_file", name=name))})

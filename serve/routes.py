@@ -164,18 +164,23 @@ def check_text(text: str, what: str) -> None:
                             f"{ascii(text[error.start])} at character {error.start}") from None
 
 
-def check_texts(req, settings: Settings, request: Request) -> list[str]:
-    """The request's texts, once its key, its client's rate and their count and size are
-    within the limits."""
-    texts = [req.q] if isinstance(req.q, str) else list(req.q)
-    if req.api_key is not None:
-        check_text(req.api_key, "api_key")
-    if settings.keys() and req.api_key not in settings.keys():
+def check_client(request: Request, api_key: str | None, settings: Settings) -> None:
+    """A valid key where keys are set (403), and the client within its rate (429)."""
+    if api_key is not None:
+        check_text(api_key, "api_key")
+    if settings.keys() and api_key not in settings.keys():
         raise ApiError(403, "invalid or missing api_key")
-    wait = request.app.state.rate_limiter.wait(client_of(request, req.api_key))
+    wait = request.app.state.rate_limiter.wait(client_of(request, api_key))
     if wait > 0:
         raise ApiError(429, f"too many requests: the limit is {settings.req_limit} a minute",
                        headers={"Retry-After": str(math.ceil(wait))})
+
+
+def check_texts(req, settings: Settings, request: Request) -> list[str]:
+    """The request's texts, once its client passes ``check_client`` and their count and size
+    are within the limits."""
+    texts = [req.q] if isinstance(req.q, str) else list(req.q)
+    check_client(request, req.api_key, settings)
     if len(texts) > settings.batch_limit:
         raise ApiError(413, f"too many texts: {len(texts)} (limit {settings.batch_limit})")
     for i, text in enumerate(texts):
@@ -286,7 +291,8 @@ async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep
     groups: dict[str, list[int]] = {}
     for i, source in enumerate(sources):
         groups.setdefault(source, []).append(i)
-    translators = {source: pick(registry, source, req, detected is not None) for source in groups}
+    translators = {source: pick(registry, source, req.target, req.model, detected is not None)
+                   for source in groups}
     done = await asyncio.gather(*(
         translate_texts(request, batcher, settings, translators[source], [texts[i] for i in at],
                         beam_size, n_best, req.attention) for source, at in groups.items()))
@@ -297,18 +303,19 @@ async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep
     return JSONResponse(response_body(req, answers, translators, detected))
 
 
-def pick(registry: Registry, source: str, req: TranslateRequest, detected: bool):
-    """The translator for ``source`` -> the request's target; None where they are the same
-    language (the text is its own translation, as LibreTranslate answers); else a 400."""
-    if detected and source == req.target:
+def pick(registry: Registry, source: str, target: str, model: str | None, detected: bool):
+    """The translator for ``source`` -> ``target`` (of ``model`` if given); None where a
+    detected source is the target (the text is its own translation, as LibreTranslate
+    answers); else a 400."""
+    if detected and source == target:
         return None
-    translator = registry.pick(source, req.target, req.model)
+    translator = registry.pick(source, target, model)
     if translator is None:
-        what = f"model {quoted(req.model)} for " if req.model else ""
+        what = f"model {quoted(model)} for " if model else ""
         if detected:
             raise ApiError(400, f"the detected language {source!r} cannot be translated into "
-                                f"{req.target[:10]!r} here; served: {registry.served()}")
-        pair = f"{source[:10]}-{req.target[:10]}"
+                                f"{target[:10]!r} here; served: {registry.served()}")
+        pair = f"{source[:10]}-{target[:10]}"
         raise ApiError(400, f"no {what}{pair} model; served: {registry.served()} (see /languages)")
     return translator
 
