@@ -50,18 +50,20 @@ def model_summary(config) -> dict:
 
 def corpus_ids(config, vocab_size: int):
     """Token ids of the training split when it and a vocabulary exist, else length-matched noise."""
-    from nmt.data.corpus import load_split
+    from nmt.data.corpus import read_parallel, split_file
 
     spm = next(iter(sorted(Path("models").glob("*/spm.model"))), None)
+    d = config.data
     try:
-        data = load_split(config.data, "train")
+        src, tgt = read_parallel(split_file(d.corpus, d.train_split, d.src_lang),
+                                 split_file(d.corpus, d.train_split, d.tgt_lang))
     except Exception:
-        data = None
-    if data is not None and spm is not None:
+        src = None
+    if src is not None and spm is not None:
         from nmt.data.tokenizer import Tokenizer
 
         tok = Tokenizer(spm)
-        return tok.encode(data.src), tok.encode(data.tgt), tok.vocab_size, "multi30k"
+        return tok.encode(src), tok.encode(tgt), tok.vocab_size, "multi30k"
     rng = random.Random(0)
     lengths = [max(3, int(rng.gauss(14, 5))) for _ in range(29000)]
     src = [[rng.randrange(4, vocab_size) for _ in range(n)] for n in lengths]

@@ -62,16 +62,55 @@ def cmd_data_stats(args) -> None:
 
 
 def cmd_data_vocab(args) -> None:
-    from nmt.core.config import load_config
-    from nmt.data.prepare import augmented_train
-    from nmt.data.tokenizer import train_tokenizer
+    from nmt.data.prepare import vocabulary_only
+
+    config = data_config(args)
+    tok = vocabulary_only(config, Path(args.out), log=eprint)
+    eprint(f"wrote {args.out}: {tok.vocab_size} pieces ({config.data.spm_model_type})")
+
+
+def cmd_data_prepare(args) -> None:
+    from nmt.data.prepare import prepare_store
     from nmt.train.distill import distilled_targets
 
-    config = load_config(args.config, args.set)
-    data = augmented_train(config, log=eprint, distill=distilled_targets)
-    tok = train_tokenizer(data.src + data.tgt, args.out, config.data.vocab_size,
-                          config.data.spm_model_type)
-    eprint(f"wrote {args.out}: {tok.vocab_size} pieces ({config.data.spm_model_type})")
+    folder = prepare_store(data_config(args), log=eprint, distill=distilled_targets)
+    print(folder)
+
+
+def corpus_overrides(args) -> list[str]:
+    """``--src-file`` / ``--tgt-file`` / ``--tsv`` / ``--dataset`` as config overrides: the
+    user's own corpus, so no teacher unless asked (``--teacher``), and the languages from the
+    options or the files' suffixes (``corpus.nl``, ``corpus.nl.gz``)."""
+    own = args.src_file or args.tgt_file or args.tsv or args.dataset
+    if not own:
+        return []
+    overrides = ["data.src_file=" + (args.src_file or ""), "data.tgt_file=" + (args.tgt_file or ""),
+                 "data.tsv_file=" + (args.tsv or ""), "data.dataset=" + (args.dataset or ""),
+                 "data.teacher=" + (args.teacher or ""), "data.keep_references=false"]
+    for side, given, path in (("src", args.src_lang, args.src_file),
+                              ("tgt", args.tgt_lang, args.tgt_file)):
+        lang = given or (language_suffix(path) if path else None)
+        if not lang:
+            raise NmtError(f"give --{side}-lang (e.g. --src-lang nl --tgt-lang en): it cannot be "
+                           "read from the file names")
+        overrides.append(f"data.{side}_lang={lang}")
+    return overrides
+
+
+def language_suffix(path: str) -> str | None:
+    """``nl`` of ``train.nl`` or ``train.nl.gz``: a language code as the last suffix."""
+    suffixes = [s[1:] for s in Path(path).suffixes if s != ".gz"]
+    code = suffixes[-1] if suffixes else ""
+    return code if 2 <= len(code) <= 3 and code.isalpha() and code.islower() else None
+
+
+def data_config(args):
+    from nmt.core.config import load_config
+
+    config = load_config(args.config, list(args.set) + corpus_overrides(args))
+    if not args.config:  # runs/nl-en rather than runs/run
+        config = config.replace(name=f"{config.data.src_lang}-{config.data.tgt_lang}")
+    return config
 
 
 # ----------------------------------------------------------------------------- nmt train
@@ -85,9 +124,9 @@ RESUMABLE = ("train.max_minutes", "train.max_steps", "train.max_epochs", "train.
 
 
 def resume_overrides(args) -> list[str]:
-    if args.config or args.src_file or args.tgt_file or args.tsv or args.run_dir:
+    if args.config or args.src_file or args.tgt_file or args.tsv or args.dataset or args.run_dir:
         raise NmtError("--resume continues a run as it was configured; --config, --run-dir, "
-                       "--src-file, --tgt-file and --tsv start a new one")
+                       "--src-file, --tgt-file, --tsv and --dataset start a new one")
     for item in args.set:
         key = item.split("=", 1)[0].strip()
         if key not in RESUMABLE:
@@ -109,15 +148,10 @@ def cmd_train(args) -> None:
             raise NmtError(f"{saved}: missing, so there is no run to resume here")
         config = load_config(saved, resume_overrides(args))
     else:
-        if not args.config:
-            raise NmtError("give --config FILE (e.g. configs/transformer-de-en.toml) or --resume RUN_DIR")
-        overrides = list(args.set)
-        if args.src_file or args.tgt_file:
-            overrides += [f"data.src_file={args.src_file or ''}",
-                          f"data.tgt_file={args.tgt_file or ''}"]
-        if args.tsv:
-            overrides.append(f"data.tsv_file={args.tsv}")
-        config = load_config(args.config, overrides)
+        if not (args.config or args.src_file or args.tsv or args.dataset):
+            raise NmtError("give --config FILE (e.g. configs/transformer-de-en.toml), your corpus "
+                           "(--src-file A --tgt-file B, --tsv or --dataset), or --resume RUN_DIR")
+        config = data_config(args)
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
     from nmt.train.loop import train
 
@@ -172,7 +206,8 @@ def cmd_translate(args) -> None:
 def cmd_release(args) -> None:
     from nmt.train.release import release
 
-    release(Path(args.run_dir), Path(args.to), data=args.data, beam_size=args.beam,
+    release(Path(args.run_dir), Path(args.to), data=args.data, test_split=args.test_split,
+            beam_size=args.beam,
             command=args.command, quantize=args.quantize, log=eprint, replace=args.force >= 1,
             replace_better=args.force >= 2)
 
@@ -277,12 +312,31 @@ def add_data_commands(commands) -> None:
                        "first models/*PAIR*/spm.model)")
     stats.add_argument("--json", action="store_true", help="print JSON rows")
     stats.set_defaults(func=cmd_data_stats)
-    vocab = data.add_parser("vocab", help="train the joint SentencePiece vocabulary")
-    vocab.add_argument("--config", help="TOML config (default: the built-in defaults)")
-    vocab.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override a config value (repeatable; default: none)")
+    vocab = data.add_parser("vocab", help="train the joint SentencePiece vocabulary (on a "
+                            "sample of the corpus, as preparation does; never with a teacher)")
+    add_corpus_options(vocab, config=True)
     vocab.add_argument("--out", default="spm.model", help="where to write the model")
     vocab.set_defaults(func=cmd_data_vocab)
+    prepare = data.add_parser("prepare", help="stream a corpus into a token store (what "
+                              "`nmt train` reads; it prepares one itself when needed)")
+    add_corpus_options(prepare, config=True)
+    prepare.set_defaults(func=cmd_data_prepare)
+
+
+def add_corpus_options(parser, config: bool = False) -> None:
+    if config:
+        parser.add_argument("--config", help="TOML config (default: the built-in defaults)")
+        parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                            help="override a config value (repeatable; keys: docs/CONFIG.md)")
+    parser.add_argument("--src-file", help="source side of your own parallel corpus (.gz or plain)")
+    parser.add_argument("--tgt-file", help="target side of your own parallel corpus")
+    parser.add_argument("--tsv", help="your own corpus as source<TAB>target lines")
+    parser.add_argument("--dataset", help="a Parquet / JSON-lines file, a saved dataset folder, "
+                        "or hf:NAME[:CONFIG] from the Hugging Face hub")
+    parser.add_argument("--src-lang", help="source language code (default: the --src-file suffix)")
+    parser.add_argument("--tgt-lang", help="target language code (default: the --tgt-file suffix)")
+    parser.add_argument("--teacher", help="with your own corpus: a model directory whose "
+                        "translations become the targets (default: none)")
 
 
 def add_train_and_translate(commands) -> None:
@@ -294,9 +348,7 @@ def add_train_and_translate(commands) -> None:
                     help="override a config value (repeatable; keys: docs/CONFIG.md)")
     tr.add_argument("--run-dir", help="where the run is written (default: runs/NAME)")
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last state")
-    tr.add_argument("--src-file", help="source side of your own parallel corpus")
-    tr.add_argument("--tgt-file", help="target side of your own parallel corpus")
-    tr.add_argument("--tsv", help="your own corpus as source<TAB>target lines")
+    add_corpus_options(tr)
     tr.set_defaults(func=cmd_train)
 
     tl = commands.add_parser("translate", help="translate lines from stdin or a file")
@@ -334,7 +386,11 @@ def add_evaluate_release_serve(commands) -> None:
     rel.add_argument("--to", required=True, help="a new model directory, e.g. models/my-de-en")
     rel.add_argument("--force", action="count", default=0,
                      help="replace --to if it exists; twice, even when its val BLEU is higher")
-    rel.add_argument("--data", default="data/multi30k", help="corpus folder")
+    rel.add_argument("--data", help="folder of {split}.{lang} val and test files (default: the "
+                     "run's own, from its data.json: your files, the pairs drawn from your "
+                     "corpus, or data/multi30k)")
+    rel.add_argument("--test-split", help="the test split in --data (default: the run's: test, "
+                     "or test_2016_flickr for Multi30k)")
     rel.add_argument("--beam", type=int, default=4, help="beam size")
     rel.add_argument("--command", default="", help="the command that trained it, for the card "
                      "(default: the run's command.txt)")

@@ -170,6 +170,25 @@ def faults_table() -> str:
                    "abusive requests got"], rows)
 
 
+def scale_table() -> str:
+    """Corpora of any size: bench/scale.py's preparation, first step, memory and reads."""
+    report = _read("reports/scale.json")
+    rows = []
+    for size, row in report["sizes"].items():
+        plain, prep, hf = row["prepare_plain"], row["prepare"], row["datasets_map"]
+        one, many = row["train"], row["torchrun"]
+        rows.append([f"{int(size):,}", f"{plain['seconds']:.0f} ({plain['shard_seconds']:.0f})",
+                     f"{hf['seconds']:.0f}", f"{hf['seconds'] / plain['shard_seconds']:.2f}x",
+                     f"{prep['seconds']:.0f} ({prep['shard_seconds']:.0f})",
+                     f"{one['first_step_seconds']:.1f}", f"{one['peak_rss_mb_per_process'][0]:,}",
+                     " / ".join(f"{mb:,}" for mb in many["peak_rss_mb_per_process"]),
+                     " / ".join(f"{b / 1e6:.2f}" for b in many["token_bytes_read_per_rank"]),
+                     f"{one['tokens_per_s']:,}"])
+    return _table(["pairs", "nmt prepare s (its shards)", "datasets map s",
+                   "map / shards", "recipe prepare s (shards)", "first step s", "train RSS MB",
+                   "torchrun x2 RSS MB", "MB of ids read per rank", "tokens/s"], rows)
+
+
 def settings_table() -> str:
     """Every ``NMT_*`` variable of the service (serve/settings.py): default, bounds, meaning."""
     from serve.settings import Settings

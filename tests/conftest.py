@@ -6,8 +6,11 @@ order), so a tiny model can learn it in seconds and tests can check real transla
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -103,6 +106,12 @@ def toy_tokenizer(tmp_path_factory, toy_corpus_dir):
     return train_tokenizer(src + tgt, tmp_path_factory.mktemp("spm") / "spm.model", vocab_size=320)
 
 
+# Token stores of the tests' corpora: one folder for the session (a store is named by its inputs
+# and settings, so tests share what they can and never write into the repository's data/).
+STORES = Path(tempfile.mkdtemp(prefix="nmt-test-stores-"))
+atexit.register(shutil.rmtree, STORES, ignore_errors=True)
+
+
 def tiny_config(corpus: Path, arch: str = "transformer", data: dict | None = None,
                 vocab_size: int = 320, **train):
     from nmt.core.config import Config, DataConfig, DecodeConfig, ModelConfig, TrainConfig
@@ -113,7 +122,9 @@ def tiny_config(corpus: Path, arch: str = "transformer", data: dict | None = Non
     defaults.update(train)
     return Config(
         name="tiny",
-        data=DataConfig(corpus=str(corpus), vocab_size=vocab_size, **(data or {})),
+        # dedupe off: the toy corpus repeats its few hundred distinct pairs by construction
+        data=DataConfig(**{"corpus": str(corpus), "vocab_size": vocab_size, "dedupe": False,
+                           "store_dir": str(STORES), **(data or {})}),
         model=ModelConfig(arch=arch, d_model=32, n_heads=2, n_encoder_layers=1,
                           n_decoder_layers=1, d_ff=64, dropout=0.0, embed_dim=32, hidden_size=32),
         train=TrainConfig(**defaults),

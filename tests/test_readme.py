@@ -90,6 +90,7 @@ def test_the_quick_try_trains_and_translates(tmp_path):
     (train,) = commands("nmt train --config configs/quickstart.toml")
     run_dir = tmp_path / "quickstart"
     shell(f"{train} --run-dir {run_dir} --set train.max_steps=6 --set train.warmup_steps=2 "
+          f"--set data.store_dir={tmp_path / 'stores'} "
           "--set train.eval_max_sentences=8", timeout=600)
     (translate,) = [c for c in commands("echo ") if "runs/quickstart/best" in c]
     out = shell(translate.replace("runs/quickstart/best", shlex.quote(str(run_dir / "best"))))

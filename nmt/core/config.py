@@ -50,8 +50,30 @@ class DataConfig:
     src_file: str = ""
     tgt_file: str = ""  # target side of src_file, line by line
     tsv_file: str = ""  # one file of source<TAB>target lines instead
+    # A dataset instead: a local Parquet / JSON-lines file or saved dataset folder, or
+    # "hf:NAME[:CONFIG]" from the Hugging Face hub (nmt/data/sources.py).
+    dataset: str = ""
+    # More corpora, each "SPEC" or "SPEC@WEIGHT" (a.nl+a.en, x.tsv, x.parquet, hf:NAME; weight 2:
+    # every pair twice an epoch, 0.5: a seeded half), interleaved with the one above.
+    corpora: tuple[str, ...] = ()
     valid_src_file: str = ""  # validation pairs of your own, else valid_split
     valid_tgt_file: str = ""  # their targets
+    test_src_file: str = ""  # test pairs of your own (nmt release scores them)
+    test_tgt_file: str = ""  # their targets
+    # With your own corpus and no valid/test files: this many pairs each are drawn from it
+    # (seeded; at most 1/20 of the corpus each) and kept out of training.
+    heldout_pairs: int = 1000
+    # Cleaning while preparing (nmt/data/clean.py): exact duplicate pairs dropped.
+    dedupe: bool = True
+    # Pairs whose word counts differ more than this many times dropped (0: never).
+    max_length_ratio: float = 9.0
+    # Prepared corpora (token stores, nmt/data/store.py) are kept here, named by their inputs.
+    store_dir: str = "data/stores"
+    # Cleaned pairs per chunk of preparation and shard of the store (Multi30k is one); batches
+    # are bucketed by length within a shard.
+    shard_pairs: int = 100_000
+    # The vocabulary is trained on a seeded sample of this many training pairs.
+    vocab_sample: int = 1_000_000
     # Joint SentencePiece vocabulary over both languages.
     vocab_size: int = 8000
     spm_model_type: str = "unigram"  # "unigram" (truecasing needs it) or "bpe"
@@ -304,6 +326,12 @@ def _pairs():
     return check, "distinct source-target pairs of language codes, such as ['de-en', 'en-de']"
 
 
+def _corpora():
+    def check(value):
+        return all(isinstance(v, str) and v.strip() for v in value)
+    return check, "corpus specs such as ['a.nl+a.en', 'b.tsv@0.5'] (docs/TRAINING.md)"
+
+
 def _choice(*options):
     return (lambda value: value in options), "one of " + ", ".join(repr(o) for o in options)
 
@@ -327,6 +355,10 @@ RULES: dict[str, dict[str, tuple]] = {
     "data": {"corpus": _ANY, "src_lang": _language(), "tgt_lang": _language(), "pairs": _pairs(),
              "train_split": _ANY, "valid_split": _ANY, "src_file": _ANY, "tgt_file": _ANY,
              "tsv_file": _ANY, "valid_src_file": _ANY, "valid_tgt_file": _ANY,
+             "dataset": _ANY, "corpora": _corpora(), "test_src_file": _ANY,
+             "test_tgt_file": _ANY, "heldout_pairs": _NON_NEGATIVE, "dedupe": _ANY,
+             "max_length_ratio": _range(0.0), "store_dir": _ANY, "shard_pairs": _range(10),
+             "vocab_sample": _range(1_000),
              "vocab_size": _range(16, 1_000_000), "spm_model_type": _choice("unigram", "bpe"),
              "max_tokens_per_sentence": _range(2), "join_fraction": _SHARE, "join_max": _range(2),
              "lowercase_fraction": _SHARE, "placeholder_fraction": _SHARE, "span_fraction": _SHARE,
@@ -380,10 +412,14 @@ def _relations(config: Config) -> list[str]:
     if size > MAX_PARAMETERS:
         problems.append(f"the model would hold about {size:,} numbers, more than the "
                         f"{MAX_PARAMETERS:,} a config may ask for (model sizes, data.vocab_size)")
-    if d.pairs and (d.src_file or d.tgt_file or d.tsv_file or d.valid_src_file):
+    if d.pairs and (d.src_file or d.tgt_file or d.tsv_file or d.valid_src_file or d.dataset
+                    or d.corpora or d.test_src_file):
         problems.append("data.pairs builds every pair from the multi-parallel files of "
                         "data.corpus; it cannot be combined with data.src_file, data.tgt_file, "
-                        "data.tsv_file or data.valid_src_file")
+                        "data.tsv_file, data.dataset, data.corpora or data valid/test files")
+    if sum(map(bool, (d.src_file or d.tgt_file, d.tsv_file, d.dataset))) > 1:
+        problems.append("give one training corpus: data.src_file + data.tgt_file, "
+                        "data.tsv_file or data.dataset (more go in data.corpora)")
     if d.pairs and d.teacher:
         problems.append("data.teacher distils one direction (data.src_lang -> data.tgt_lang); "
                         "it cannot be combined with data.pairs")

@@ -32,6 +32,7 @@ JOINERS = {
     "fr": (", et ", "; ", " et "),
     "cs": (", a ", "; ", " a "),
 }
+NEUTRAL_JOINERS = ("; ", "; ", "; ")  # a language without its own: no word of another language
 NUMBER_WORDS = {
     "de": ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun",
            "zehn", "elf", "zwölf"),
@@ -59,16 +60,25 @@ def join_clauses(sentences: list[str], lang: str, joiner: str) -> str:
     return joiner.join(parts)
 
 
+_number_patterns: dict[str, re.Pattern] = {}
+
+
 def _numbers(text: str, lang: str) -> list[tuple[int, int, str]]:
-    """(start, end, value) of number words and digit runs in ``text``."""
+    """(start, end, value) of number words and digit runs in ``text``: whole words only, found
+    by one pattern per language (scanning word by word in Python was the largest part of
+    preparing a corpus). "ein"/"one" are left out: articles as often as numbers."""
     words = NUMBER_WORDS.get(lang, ())
+    pattern = _number_patterns.get(lang)
+    if pattern is None:
+        alternatives = "|".join(re.escape(w) for w in sorted(words[2:], key=len, reverse=True))
+        pattern = re.compile(rf"(?<!\w)(?:\d+{'|' + alternatives if alternatives else ''})(?!\w)",
+                             re.IGNORECASE)
+        _number_patterns[lang] = pattern
     found = []
-    for match in _WORD.finditer(text):
+    for match in pattern.finditer(text):
         token = match.group(0)
-        if token.isdigit():
-            found.append((match.start(), match.end(), token))
-        elif token.lower() in words[2:]:  # "ein"/"one" are articles as often as numbers
-            found.append((match.start(), match.end(), str(words.index(token.lower()))))
+        value = token if token.isdigit() else str(words.index(token.lower()))
+        found.append((match.start(), match.end(), value))
     return found
 
 
@@ -186,13 +196,13 @@ def augment(src: list[str], tgt: list[str], src_lang: str, tgt_lang: str, data_c
         src.append(src[i].lower())
         tgt.append(tgt[i])
         counts["lowercased"] += 1
-    for _ in range(int(d.join_fraction * n)):
-        k = rng.randint(2, max(2, d.join_max))
+    for _ in range(int(d.join_fraction * n) if n >= 2 else 0):
+        k = min(n, rng.randint(2, max(2, d.join_max)))  # a chunk smaller than join_max: all
         start = rng.randrange(0, n - k + 1)
-        choice = rng.randrange(len(JOINERS.get(src_lang, JOINERS["en"])))
+        choice = rng.randrange(len(JOINERS.get(src_lang, NEUTRAL_JOINERS)))
         src.append(join_clauses(src[start:start + k], src_lang,
-                                JOINERS.get(src_lang, JOINERS["en"])[choice]))
+                                JOINERS.get(src_lang, NEUTRAL_JOINERS)[choice]))
         tgt.append(join_clauses(tgt[start:start + k], tgt_lang,
-                                JOINERS.get(tgt_lang, JOINERS["en"])[choice]))
+                                JOINERS.get(tgt_lang, NEUTRAL_JOINERS)[choice]))
         counts["joined"] += 1
     return src, tgt, counts

@@ -3,11 +3,18 @@
 A batch holds as many sentence pairs of similar length as fit in ``max_tokens`` source + target
 tokens, padding counted, so every step does about the same work and little of it is padding.
 The order of an epoch is a pure function of (seed, epoch): training can resume at any batch.
+
+Training reads a token store (``StorePlan``): an epoch visits its shards in a seeded order and
+plans each shard's batches when it reaches it (a shard of ~100,000 pairs in a fraction of a
+second), so the first step never waits for the plan of a large corpus, and the plan in memory is
+one shard's. Pairs are bucketed within a shard; the shards are uniform slices of the stream.
+A store of one shard (Multi30k) is planned exactly as one corpus in memory (``BatchPlan``).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -119,6 +126,67 @@ class BatchPlan:
             real += sum(s) + sum(t)
             slots += len(indices) * (max(s) + max(t))
         return 1.0 - real / max(slots, 1)
+
+
+class StorePlan:
+    """The batches of a token store (nmt/data/store.py), epoch by epoch, shard by shard."""
+
+    def __init__(self, store, max_tokens: int, seed: int = 1):
+        self.store, self.max_tokens, self.seed = store, max_tokens, seed
+        self.counts: dict[int, int] = {}  # batches of each shard planned so far: an epoch's
+        # number of batches does not depend on the epoch (ties only change which pair goes where)
+
+    def shard_order(self, epoch: int) -> list[int]:
+        order = list(range(len(self.store.shards)))
+        if len(order) > 1:
+            random.Random(f"{self.seed}/{epoch}/shards").shuffle(order)
+        return order
+
+    def shard_batches(self, epoch: int, number: int) -> list[list[int]]:
+        """Shard ``number``'s batches of this epoch, as global pair indices (shard 0 draws as
+        ``plan_batches`` of a whole corpus did)."""
+        src, tgt = self.store.lengths(number)
+        batches = plan_batches(src.tolist(), tgt.tolist(), self.max_tokens, self.seed,
+                               epoch if number == 0 else f"{epoch}/{number}")
+        self.counts[number] = len(batches)
+        start = int(self.store.starts[number])
+        return [[start + i for i in batch] for batch in batches]
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[list[int]]:
+        """The epoch's batches from the ``start``-th on (a resumed run skips whole shards
+        whose number of batches it knows)."""
+        for number in self.shard_order(epoch):
+            if start >= self.counts.get(number, start + 1):
+                start -= self.counts[number]
+                continue
+            batches = self.shard_batches(epoch, number)
+            yield from batches[start:]
+            start = max(0, start - len(batches))
+
+    def batches_per_epoch(self) -> int:
+        """Exact once every shard has been planned; until then estimated from those that were."""
+        if not self.counts:
+            self.shard_batches(0, 0)
+        if len(self.counts) == len(self.store.shards):
+            return sum(self.counts.values())
+        planned = sum(self.store.shards[n]["pairs"] for n in self.counts)
+        return round(sum(self.counts.values()) * len(self.store) / max(planned, 1))
+
+    def batch(self, indices: list[int], rank: int = 0, world_size: int = 1) -> tuple[Batch, int]:
+        """Rows ``rank::world_size`` of the batch (a data-parallel process reads only its own)
+        and the target tokens of the whole batch (the loss is normalised by them)."""
+        mine = indices[rank::world_size]
+        src, tgt = self.store.pairs(mine)
+        total = sum(self.store.target_length(i) + 1 for i in indices) if world_size > 1 \
+            else sum(len(t) + 1 for t in tgt)
+        return collate(src, tgt, mine), total
+
+    def padding_fraction(self) -> float:
+        """Share of padding among the token slots of the first shard's batches."""
+        src, tgt = self.store.lengths(0)
+        plan = BatchPlan([[0] * n for n in src.tolist()], [[0] * n for n in tgt.tolist()],
+                         self.max_tokens, self.seed)
+        return plan.padding_fraction(0)
 
 
 def decode_batches(ids: list[list[int]], beam_size: int, max_tokens: int) -> list[list[int]]:

@@ -1,4 +1,5 @@
-"""Parallel corpora: Multi30k fetched and checked, local files (.gz or plain, TSV), cleaning.
+"""Parallel corpora: Multi30k fetched and checked, its splits read (a training corpus is streamed:
+nmt/data/sources.py).
 
 Multi30k lives in ``data/multi30k/`` as ``{split}.{lang}.gz``, one sentence per line, aligned by
 line number. ``fetch_multi30k`` gets it from the corpus's public repository (pinned commit), the
@@ -69,18 +70,6 @@ def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[str]
     return src, tgt
 
 
-def read_tsv(path: str | Path) -> tuple[list[str], list[str]]:
-    """A ``source<TAB>target`` file; every line must have exactly one tab."""
-    src, tgt = [], []
-    for number, line in enumerate(read_lines(path), start=1):
-        parts = line.split("\t")
-        if len(parts) != 2:
-            raise NmtError(f"{path}:{number}: expected 'source<TAB>target', found {len(parts)} fields")
-        src.append(parts[0])
-        tgt.append(parts[1])
-    return src, tgt
-
-
 @dataclass(frozen=True)
 class ParallelData:
     src: list[str]
@@ -89,24 +78,6 @@ class ParallelData:
 
     def __len__(self) -> int:
         return len(self.src)
-
-
-def load_split(data, split: str) -> ParallelData:
-    """Sentence pairs of ``split`` ("train" or the validation split) as a DataConfig describes them."""
-    is_train = split == data.train_split
-    if is_train and data.tsv_file:
-        return ParallelData(*read_tsv(data.tsv_file), description=data.tsv_file)
-    if is_train and (data.src_file or data.tgt_file):
-        if not (data.src_file and data.tgt_file):
-            raise NmtError("data.src_file and data.tgt_file must be given together")
-        return ParallelData(*read_parallel(data.src_file, data.tgt_file),
-                            description=f"{data.src_file} + {data.tgt_file}")
-    if not is_train and split == data.valid_split and (data.valid_src_file or data.valid_tgt_file):
-        return ParallelData(*read_parallel(data.valid_src_file, data.valid_tgt_file),
-                            description=f"{data.valid_src_file} + {data.valid_tgt_file}")
-    src_path = split_file(data.corpus, split, data.src_lang)
-    tgt_path = split_file(data.corpus, split, data.tgt_lang)
-    return ParallelData(*read_parallel(src_path, tgt_path), description=f"{src_path} + {tgt_path}")
 
 
 def load_directions(data, split: str) -> dict[str, ParallelData]:
@@ -123,50 +94,6 @@ def load_directions(data, split: str) -> dict[str, ParallelData]:
             f"{paths[lang]} has {len(lines[lang])}" for lang in lines))
     return {f"{s}-{t}": ParallelData(lines[s], lines[t], f"{paths[s]} + {paths[t]}")
             for s, t in directions(data)}
-
-
-def check_sources(data) -> None:
-    """Fail before any work when a configured data path does not exist."""
-    paths = [p for p in (data.src_file, data.tgt_file, data.tsv_file,
-                         data.valid_src_file, data.valid_tgt_file) if p]
-    for path in paths:
-        if not Path(path).is_file():
-            raise NmtError(f"{path}: data file not found")
-    if data.teacher and not Path(data.teacher).is_dir():
-        raise NmtError(f"data.teacher {data.teacher}: model directory not found")
-    if data.pairs:
-        for lang in {lang for pair in data.pairs for lang in pair.split("-")}:
-            split_file(data.corpus, data.train_split, lang)
-            split_file(data.corpus, data.valid_split, lang)
-        return
-    uses_corpus = not (data.tsv_file or data.src_file) or not data.valid_src_file
-    if uses_corpus:
-        if not data.tsv_file and not data.src_file:
-            split_file(data.corpus, data.train_split, data.src_lang)
-            split_file(data.corpus, data.train_split, data.tgt_lang)
-        if not data.valid_src_file:
-            split_file(data.corpus, data.valid_split, data.src_lang)
-            split_file(data.corpus, data.valid_split, data.tgt_lang)
-
-
-def drop_unusable(src_ids: list[list[int]], tgt_ids: list[list[int]], max_len: int,
-                  log=print) -> list[int]:
-    """Indices of pairs fit for training: both sides non-empty and at most ``max_len`` subwords.
-
-    Dropped pairs are counted and reported, never silently lost.
-    """
-    keep, empty, too_long = [], 0, 0
-    for index, (s, t) in enumerate(zip(src_ids, tgt_ids)):
-        if not s or not t:
-            empty += 1
-        elif len(s) > max_len or len(t) > max_len:
-            too_long += 1
-        else:
-            keep.append(index)
-    if empty or too_long:
-        log(f"dropped {empty} empty and {too_long} over-long (> {max_len} subwords) pairs "
-            f"of {len(src_ids)}")
-    return keep
 
 
 # ----------------------------------------------------------------------------- fetching Multi30k

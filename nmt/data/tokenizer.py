@@ -64,6 +64,11 @@ class Tokenizer:
         """Subword ids of each text, without bos/eos."""
         return [self.sp.Encode(text) for text in texts]
 
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        """``encode`` of many texts in one call (preparing a corpus: one thread, as each
+        worker process is one of the cores)."""
+        return self.sp.Encode(list(texts), num_threads=1)
+
     def log_prob(self, word: str) -> float:
         """The unigram model's log-probability of ``word``'s best segmentation (a sum of piece
         scores; a piece outside the vocabulary counts as very unlikely)."""

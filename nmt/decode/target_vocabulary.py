@@ -18,7 +18,6 @@ log-probabilities are normalised over the list; a piece outside it was never a t
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import torch
@@ -39,38 +38,22 @@ def reserved_ids(tokenizer: Tokenizer) -> set[int]:
                            if sp.IsControl(i) or sp.IsUnknown(i) or sp.IsByte(i)}
 
 
-def vocabularies_of(train, target_lang: str, tokenizer: Tokenizer) -> dict[str, list[int]]:
-    """Each target language's pieces in a tokenized training split (nmt/data/prepare.py; a bilingual
-    split's targets are all ``target_lang``), with the reserved ones; sorted ids."""
-    languages = [pair.split("-")[1] for pair in train.pairs] if train.pairs else \
-        [target_lang] * len(train.tgt_ids)
-    pieces: dict[str, set[int]] = {}
-    for lang, ids in zip(languages, train.tgt_ids):
-        pieces.setdefault(lang, set()).update(ids)
+def store_vocabularies(store, tokenizer: Tokenizer) -> dict[str, list[int]]:
+    """Each target language's pieces in a token store (nmt/data/store.py; counted while it was
+    prepared), with the reserved ones; sorted ids."""
     reserved = reserved_ids(tokenizer)
-    return {lang: sorted(ids | reserved) for lang, ids in sorted(pieces.items())}
+    return {lang: sorted(set(ids) | reserved)
+            for lang, ids in sorted(store.manifest["pieces"].items())}
 
 
-def target_vocabularies(config, tokenizer: Tokenizer, distill=None) -> dict[str, list[int]]:
-    """``vocabularies_of`` the training data of ``config``, read and augmented again as
-    training did (for models trained before the lists were kept)."""
-    from nmt.core.config import directions
-    from nmt.data.prepare import prepare_data
-
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "spm.model").write_bytes(tokenizer.path.read_bytes())
-        _, train, _ = prepare_data(config, Path(folder), log=lambda *a, **k: None, distill=distill)
-    return vocabularies_of(train, directions(config.data)[0][1], tokenizer)
-
-
-def add_target_vocabularies(model_dirs: list[Path], config, tokenizer: Tokenizer,
-                            log=print, distill=None) -> None:
-    """Give model directories made before the lists were kept their ``target_vocabulary.json`` (checksums
-    rewritten): release scores a model as it will decode."""
+def add_target_vocabularies(model_dirs: list[Path], store, tokenizer: Tokenizer,
+                            log=print) -> None:
+    """Give model directories without ``target_vocabulary.json`` the lists of the store they
+    were trained on (checksums rewritten): release scores a model as it will decode."""
     missing = [Path(d) for d in model_dirs if not (Path(d) / TARGET_VOCABULARIES).is_file()]
     if not missing:
         return
-    vocabularies = target_vocabularies(config, tokenizer, distill)
+    vocabularies = store_vocabularies(store, tokenizer)
     for folder in missing:
         write_target_vocabularies(folder, vocabularies)
         write_checksums(folder)

@@ -25,15 +25,22 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from nmt.core.config import Config, directions
+from nmt.core.config import Config
 from nmt.core.errors import NmtError
 from nmt.core.files import atomic_write_text
-from nmt.data.batching import BatchPlan
-from nmt.data.corpus import check_sources
-from nmt.data.prepare import prepare_data
+from nmt.core.progress import bar
+from nmt.data.batching import BatchPlan, StorePlan
+from nmt.data.prepare import (
+    check_sources,
+    copy_vocabulary,
+    eval_data,
+    prepare_store,
+    validation_split,
+)
+from nmt.data.store import TokenStore
 from nmt.data.tokenizer import PAD_ID
 from nmt.decode.search import greedy_search
-from nmt.decode.target_vocabulary import vocabularies_of, write_target_vocabularies
+from nmt.decode.target_vocabulary import store_vocabularies, write_target_vocabularies
 from nmt.evaluate.scoring import bleu
 from nmt.models import build_model
 from nmt.models.directory import TARGET_VOCABULARIES, cpu_weights, save_model_dir
@@ -262,13 +269,13 @@ class Run:
     dir: Path
     device: torch.device
     tokenizer: object
-    train_split: object
+    store: TokenStore
     valid: object
     model: torch.nn.Module
     ddp_model: torch.nn.Module  # the model itself, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
     scheduler: object
-    plan: BatchPlan
+    plan: StorePlan
     progress: Progress = field(default_factory=Progress)
 
     @property
@@ -299,18 +306,34 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
                        "a new run needs a folder of its own: another --run-dir, or empty this one")
 
 
-def load_data(config: Config, run_dir: Path, distributed: bool):
-    """Vocabulary and splits; rank 0 trains the vocabulary, the others then read it."""
-    if rank() == 0:
-        data = prepare_data(config, run_dir, log=log, distill=distilled_targets)
+DATA_RECORD = "data.json"  # the run's token store, and where its val and test pairs are
+
+
+def load_data(config: Config, run_dir: Path, resume: bool, distributed: bool):
+    """The token store (rank 0 prepares it; the others wait, then read it), the vocabulary and
+    the validation split. A resumed run reads the store it started with."""
+    record = run_dir / DATA_RECORD
+    if resume and record.is_file():
+        store_dir = Path(json.loads(record.read_text(encoding="utf-8"))["store"])
+    elif rank() == 0:
+        store_dir = prepare_store(config, log=log, distill=distilled_targets)
+        folder, test_split = eval_data(config, store_dir)
+        atomic_write_text(record, json.dumps({"store": str(store_dir), "eval_data": str(folder),
+                                              "test_split": test_split}, indent=1) + "\n")
     if distributed:
         import torch.distributed as dist
 
         dist.barrier()
-        if rank() != 0:
-            data = prepare_data(config, run_dir, log=lambda *a, **k: None,
-                                distill=distilled_targets)
-    return data
+        store_dir = Path(json.loads(record.read_text(encoding="utf-8"))["store"])
+    store = TokenStore(store_dir)
+    tokenizer = copy_vocabulary(store_dir, run_dir) if rank() == 0 else None
+    if distributed:
+        dist.barrier()
+    from nmt.data.tokenizer import Tokenizer
+
+    tokenizer = tokenizer or Tokenizer(run_dir / "spm.model")
+    log(f"train: {len(store):,} pairs in {store_dir}")
+    return tokenizer, store, validation_split(config, store_dir, tokenizer)
 
 
 def set_up(config: Config, run_dir: Path, resume: bool) -> Run:
@@ -327,13 +350,12 @@ def set_up(config: Config, run_dir: Path, resume: bool) -> Run:
     if rank() == 0:
         check_run_dir(run_dir, resume)
         run_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer, train_split, valid = load_data(config, run_dir, distributed)
-    if not train_split.src_ids:
-        raise NmtError(f"no training pairs left after dropping those over "
+    tokenizer, store, valid = load_data(config, run_dir, resume, distributed)
+    if not len(store):
+        raise NmtError(f"no training pairs left after cleaning and dropping those over "
                        f"data.max_tokens_per_sentence ({config.data.max_tokens_per_sentence})")
     if rank() == 0 and not (run_dir / TARGET_VOCABULARIES).is_file():  # copied into model dirs
-        write_target_vocabularies(run_dir, vocabularies_of(
-            train_split, directions(config.data)[0][1], tokenizer))
+        write_target_vocabularies(run_dir, store_vocabularies(store, tokenizer))
     random.seed(t.seed)
     torch.manual_seed(t.seed)
     if device.index is not None:  # this process's GPU under torchrun
@@ -344,8 +366,8 @@ def set_up(config: Config, run_dir: Path, resume: bool) -> Run:
                                  eps=t.adam_eps, weight_decay=t.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(t, step))
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    plan = BatchPlan(train_split.src_ids, train_split.tgt_ids, t.max_tokens, seed=t.seed)
-    return Run(config, run_dir, device, tokenizer, train_split, valid, model, ddp_model,
+    plan = StorePlan(store, t.max_tokens, seed=t.seed)
+    return Run(config, run_dir, device, tokenizer, store, valid, model, ddp_model,
                optimizer, scheduler, plan)
 
 
@@ -420,10 +442,7 @@ def train_step(run: Run, indices: list[int]) -> tuple[float, int, int]:
     """One update on one batch: the summed loss of this process's rows, their source + target
     tokens and their target tokens."""
     t = run.config.train
-    batch = run.plan.batch(indices)
-    total_tgt = batch.n_tgt_tokens
-    if run.distributed:
-        batch = batch.shard(rank(), world_size())
+    batch, total_tgt = run.plan.batch(indices, rank(), world_size())
     batch = batch.to(run.device)
     with autocast(t.precision, run.device):
         logits = run.ddp_model(batch.src, batch.src_mask, batch.tgt_in,
@@ -476,43 +495,52 @@ def stop_requested(run: Run, stop) -> bool:
     return requested
 
 
-def run_epoch(run: Run, stop) -> str | None:
-    """The rest of the current epoch, step by step; why the budget ended it, if it did."""
-    from tqdm import tqdm
-
+def run_bar(run: Run):
+    """One bar for the whole run, to its budget: ``max_steps`` updates, else ``max_minutes``
+    of training, else ``max_epochs`` epochs (an estimate until every shard is planned)."""
     t, p = run.config.train, run.progress
-    batches = run.plan.epoch(p.epoch)
-    bar = tqdm(total=len(batches), initial=p.batch_in_epoch, file=sys.stderr,
-               desc=f"epoch {p.epoch + 1}", disable=rank() != 0, leave=False, dynamic_ncols=True,
-               mininterval=1.0 if sys.stderr.isatty() else 60.0)
+    off = rank() != 0
+    if t.max_steps:
+        return bar(t.max_steps, "training", unit="step", initial=p.step, disable=off)
+    if t.max_minutes:
+        return bar(round(t.max_minutes * 60), "training", unit="s", initial=round(p.elapsed),
+                   disable=off)
+    total = t.max_epochs * run.plan.batches_per_epoch()
+    done = p.epoch * run.plan.batches_per_epoch() + p.batch_in_epoch
+    return bar(total, "training", unit="step", initial=done, disable=off)
+
+
+def run_epoch(run: Run, stop, progress) -> str | None:
+    """The rest of the current epoch, step by step; why the budget ended it, if it did."""
+    t, p = run.config.train, run.progress
+    by_time = not t.max_steps and bool(t.max_minutes)  # run_bar counts seconds then
     run.model.train()
     window = Window()
-    try:
-        while p.batch_in_epoch < len(batches):
-            step_start = time.perf_counter()
-            loss, tokens, tgt_tokens = train_step(run, batches[p.batch_in_epoch])
-            p.step += 1
-            p.batch_in_epoch += 1
-            p.elapsed += time.perf_counter() - step_start
-            window.tokens, window.loss = window.tokens + tokens, window.loss + loss
-            window.tgt_tokens += tgt_tokens
-            bar.update(1)
-            if p.step % t.log_every_steps == 0:
-                row = window.row(run)
-                bar.set_postfix(loss=row["loss"], lr=f"{row['lr']:.2e}", tok_s=row["tokens_per_s"])
-                write_metrics(run, row)
-                window = Window()
-            if t.save_every_steps and p.step % t.save_every_steps == 0:
-                save_state(run)
-            if stop_requested(run, stop):
-                raise Interrupted()
-            reason = budget_spent(run)
-            if reason:  # either budget ends the run the same way: evaluate, then stop
-                log(reason)
-                return reason
-        return None
-    finally:
-        bar.close()
+    for indices in run.plan.epoch(p.epoch, start=p.batch_in_epoch):
+        step_start = time.perf_counter()
+        loss, tokens, tgt_tokens = train_step(run, indices)
+        p.step += 1
+        p.batch_in_epoch += 1
+        seconds = time.perf_counter() - step_start
+        p.elapsed += seconds
+        window.tokens, window.loss = window.tokens + tokens, window.loss + loss
+        window.tgt_tokens += tgt_tokens
+        progress.update(seconds if by_time else 1)
+        if p.step % t.log_every_steps == 0:
+            row = window.row(run)
+            progress.set_postfix(epoch=p.epoch + 1, loss=row["loss"], lr=f"{row['lr']:.2e}",
+                                 tok_s=row["tokens_per_s"])
+            write_metrics(run, row)
+            window = Window()
+        if t.save_every_steps and p.step % t.save_every_steps == 0:
+            save_state(run)
+        if stop_requested(run, stop):
+            raise Interrupted()
+        reason = budget_spent(run)
+        if reason:  # either budget ends the run the same way: evaluate, then stop
+            log(reason)
+            return reason
+    return None
 
 
 # ----------------------------------------------------------------------------- epoch ends
@@ -637,7 +665,7 @@ def record_start(run: Run, resume: bool, command: str) -> None:
         atomic_write_text(path, earlier + command + "\n")
     m, plan, t = run.model, run.plan, run.config.train
     log(f"model: {run.config.model.arch}, {m.num_parameters():,} parameters; "
-        f"{len(plan.epoch(0))} batches per epoch, {plan.padding_fraction():.1%} padding; "
+        f"{plan.batches_per_epoch():,} batches per epoch, {plan.padding_fraction():.1%} padding; "
         f"precision {t.precision}; "
         + (f"{torch.get_num_threads()} threads" if run.device.type == "cpu" else str(run.device))
         + f" x {world_size()} processes")
@@ -659,9 +687,10 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, command: st
     record_start(run, resume, command)
     stop = StopRequest().__enter__() if threading.current_thread() is threading.main_thread() \
         else None
+    progress = run_bar(run)
     try:
         while budget_left(run):
-            reason = run_epoch(run, stop)
+            reason = run_epoch(run, stop, progress)
             end_of_epoch(run, reason)
             share_early_stopping(run)
             save_state(run)
@@ -689,6 +718,7 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, command: st
             f"`nmt train --resume {run.dir}`")
         raise SystemExit(130) from None
     finally:
+        progress.close()
         if stop is not None:
             stop.__exit__()
         if run.distributed:
@@ -696,4 +726,8 @@ def train(config: Config, run_dir: str | Path, resume: bool = False, command: st
 
             dist.destroy_process_group()
     log(f"done: {run.dir} ({run.progress.elapsed / 60:.1f} min of training)")
+    if run.distributed or os.environ.get("NMT_REPORT_READS"):  # each process its own line
+        print(f"rank {rank()}: read {run.store.bytes_read:,} bytes of token ids from "
+              f"{run.store.shards_opened} of {len(run.store.shards)} shards", file=sys.stderr,
+              flush=True)
     return run.dir

@@ -2,7 +2,9 @@
 
 ``nmt release runs/transformer-de-en --to models/transformer-de-en`` scores ``best/`` and
 ``averaged/`` on the validation split with beam search, keeps the better one (test data is never
-used to choose), scores it on val and test_2016_flickr, and writes ``metrics.json`` and a model card.
+used to choose), scores it on val and test, and writes ``metrics.json`` and a model card. The
+val and test pairs are the run's (``data.json``: the user's files or those drawn from the corpus,
+in the run's token store), else Multi30k's val and test_2016_flickr.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from nmt.core.config import DEFAULT_PRECISION
 from nmt.core.errors import NmtError
 from nmt.core.files import staged
 from nmt.data.corpus import read_parallel, split_file
+from nmt.data.store import TokenStore
 from nmt.data.tokenizer import Tokenizer
 from nmt.decode.target_vocabulary import add_target_vocabularies
 from nmt.decode.translator import Translator
 from nmt.evaluate.scoring import bleu, score_all
-from nmt.models.directory import TARGET_VOCABULARIES, read_model_config, write_checksums
-from nmt.train.distill import distilled_targets
+from nmt.models.directory import TARGET_VOCABULARIES, write_checksums
 
 
 def score_directions(translator: Translator, data: str, split: str, beam_size: int) -> dict:
@@ -61,7 +63,7 @@ CARD = """# {name}
 | architecture | {arch} |
 | parameters | {parameters:,} |
 | vocabulary | joint SentencePiece {spm_type}, {vocab} pieces |
-| training data | Multi30k (task 1) train, {corpus}{targets}{augmented} |
+| training data | {training_data}{targets}{augmented} |
 | model selection | `{selected}/` of the run and length penalty {alpha}, chosen by val BLEU (beam {beam}) |
 | long sentences | {clause_split} (chosen on val sentences joined 2-6 at a time, plain val kept) |
 | training time | {minutes} minutes of training steps |
@@ -69,7 +71,7 @@ CARD = """# {name}
 
 ## Scores
 
-Detokenized sacreBLEU on Multi30k, beam {beam}, length penalty {alpha}, {weights} weights
+Detokenized sacreBLEU on {scored_on}, beam {beam}, length penalty {alpha}, {weights} weights
 (`nmt translate --quantize {quantize}`).
 
 | split | BLEU | BLEU (lowercased) | chrF |
@@ -81,17 +83,17 @@ Signatures: `{bleu_sig}`, `{lc_sig}`, `{chrf_sig}`.
 ## Reproduce
 
 ```
-nmt data fetch multi30k
-{command}
+{fetch}{command}
 nmt release runs/{run} --to models/{name}
 ```
 
 ## Terms
 
-The code is MIT-licensed. The weights are trained on Multi30k, which its authors provide for
-non-commercial research and educational purposes only (it is partly derived from Flickr30K);
-this model inherits those terms.
+The code is MIT-licensed. {terms}
 """
+MULTI30K_TERMS = """The weights are trained on Multi30k, which its authors provide for
+non-commercial research and educational purposes only (it is partly derived from Flickr30K);
+this model inherits those terms."""
 
 
 LENGTH_PENALTIES = (0.6, 1.0, 1.5, 2.0)  # GNMT alpha values release tries on val
@@ -151,9 +153,9 @@ def choose_on_val(run_dir: Path, data: str, beam_size: int, quantize: str,
     candidates = [run_dir / name for name in ("best", "averaged") if (run_dir / name).is_dir()]
     if not candidates:
         raise NmtError(f"{run_dir}: no best/ or averaged/ model directory (has training finished?)")
-    config = read_model_config(candidates[0])
-    add_target_vocabularies(candidates, config, Tokenizer(candidates[0] / "spm.model"), log,
-                            distilled_targets)
+    if not all((c / TARGET_VOCABULARIES).is_file() for c in candidates):
+        add_target_vocabularies(candidates, TokenStore(run_data(run_dir)["store"]),
+                                Tokenizer(candidates[0] / "spm.model"), log)
     scored, all_scores = [], {}
     for path in candidates:
         translator = Translator.load(path, quantize=quantize)
@@ -175,7 +177,17 @@ def training_command(run_dir: Path, config) -> str:
     return f"nmt train --config configs/{config.name}.toml"
 
 
-def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int = 4,
+def run_data(run_dir: Path) -> dict:
+    """The run's ``data.json``: its token store, and the folder and test split of its pairs."""
+    path = run_dir / "data.json"
+    if not path.is_file():
+        raise NmtError(f"{path}: missing (a run made before token stores); give --data and "
+                       "--test-split")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def release(run_dir: Path, to: Path, data: str | None = None, test_split: str | None = None,
+            beam_size: int = 4,
             command: str = "", quantize: str = DEFAULT_PRECISION, log=print,
             penalties: tuple[float, ...] = LENGTH_PENALTIES,
             clause_splits: tuple[int, ...] = CLAUSE_SPLITS, replace: bool = False,
@@ -186,21 +198,26 @@ def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int
     if to.exists() and not replace:
         raise NmtError(f"{to}: already exists; a release writes a new model directory (--force "
                        "to replace it)")
+    if data is None:
+        recorded = run_data(run_dir) if (run_dir / "data.json").is_file() else {}
+        data = recorded.get("eval_data", "data/multi30k")
+        test_split = test_split or recorded.get("test_split")
+    test_split = test_split or "test_2016_flickr"
     chosen, translator, val, candidates = choose_on_val(run_dir, data, beam_size, quantize,
                                                         penalties, log)
     split_scores = choose_clause_split(translator, data, beam_size, clause_splits, log)
     config = translator.config
     if config.decode.clause_split_tokens:  # val as the shipped model translates it
         val = score_directions(translator, data, "val", beam_size)
-    test = score_directions(translator, data, "test_2016_flickr", beam_size)
+    test = score_directions(translator, data, test_split, beam_size)
     log(f"chose {chosen.name}/ with length penalty {config.decode.length_penalty}: "
-        f"test_2016_flickr BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f}")
+        f"{test_split} BLEU {test['bleu']:.2f}, chrF {test['chrf']:.2f}")
     training = json.loads((chosen / "metrics.json").read_text())["training"] \
         if (chosen / "metrics.json").is_file() else {}
-    per_pair = {"pairs": {pair: {"val": val["pairs"][pair], "test_2016_flickr": m}
+    per_pair = {"pairs": {pair: {"val": val["pairs"][pair], test_split: m}
                           for pair, m in test["pairs"].items()}} if "pairs" in test else {}
     val, test = ({k: v for k, v in m.items() if k != "pairs"} for m in (val, test))
-    metrics = {"val": val, "test_2016_flickr": test, **per_pair, "selected": chosen.name,
+    metrics = {"val": val, test_split: test, **per_pair, "selected": chosen.name,
                "length_penalty": config.decode.length_penalty,
                "clause_split_tokens": config.decode.clause_split_tokens,
                "candidates": candidates, "clause_split_candidates": split_scores,
@@ -209,7 +226,7 @@ def release(run_dir: Path, to: Path, data: str = "data/multi30k", beam_size: int
         refuse_a_worse_release(to, val["bleu"])
     card = model_card(to.name, config, translator, training, chosen.name, beam_size, quantize,
                       val, test, command or training_command(run_dir, config), run_dir.name,
-                      per_pair.get("pairs", {}))
+                      per_pair.get("pairs", {}), test_split)
     with staged(to) as staging:
         for name in ("model.safetensors", "spm.model", TARGET_VOCABULARIES):
             shutil.copyfile(chosen / name, staging / name)
@@ -235,8 +252,9 @@ def refuse_a_worse_release(to: Path, new_val_bleu: float) -> None:
 
 def model_card(name: str, config, translator: Translator, training: dict, selected: str,
                beam_size: int, quantize: str, val: dict, test: dict, command: str,
-               run: str, per_pair: dict | None = None) -> str:
-    scored = [("val", val), ("test_2016_flickr", test)]
+               run: str, per_pair: dict | None = None,
+               test_split: str = "test_2016_flickr") -> str:
+    scored = [("val", val), (test_split, test)]
     if per_pair:  # each direction, then their mean (what release chose by)
         scored = [(f"{split} {pair}", scores[split]) for split, _ in scored
                   for pair, scores in per_pair.items()] + [(f"{split}, mean", m)
@@ -257,9 +275,7 @@ def model_card(name: str, config, translator: Translator, training: dict, select
     return CARD.format(
         name=name, description=description,
         direction=", ".join(f"{s} → {t}" for s, t in translator.pairs),
-        corpus=(f"29,000 captions in each language, {len(translator.pairs)} directions (the "
-                "target language a tag before the source)" if len(translator.pairs) > 1 else
-                "29,000 sentence pairs"),
+        **card_data(config, len(translator.pairs)),
         arch=arch, parameters=training.get("parameters", translator.parameters),
         spm_type=config.data.spm_model_type, vocab=translator.tokenizer.vocab_size,
         selected=selected, beam=beam_size, minutes=training.get("training_minutes", "?"),
@@ -273,6 +289,22 @@ def model_card(name: str, config, translator: Translator, training: dict, select
                       "long sentences translated whole"))
 
 
+def card_data(config, directions: int) -> dict:
+    """What the card says of the training corpus, the scored pairs and the terms."""
+    from nmt.data.prepare import own_corpus, training_corpora
+
+    if own_corpus(config.data):
+        specs = ", ".join(f"`{c.spec}`" + (f" (weight {c.weight:g})" if c.weight != 1 else "")
+                          for c in training_corpora(config.data))
+        return {"training_data": specs, "scored_on": "the run's val and test pairs",
+                "fetch": "", "terms": "The weights inherit the terms of the corpus they were "
+                "trained on."}
+    corpus = (f"29,000 captions in each language, {directions} directions (the target language "
+              "a tag before the source)" if directions > 1 else "29,000 sentence pairs")
+    return {"training_data": f"Multi30k (task 1) train, {corpus}", "scored_on": "Multi30k",
+            "fetch": "nmt data fetch multi30k\n", "terms": MULTI30K_TERMS}
+
+
 def targets(config) -> str:
     """The card's note on where the training targets came from, when not the references."""
     d = config.data
@@ -282,8 +314,6 @@ def targets(config) -> str:
     if d.teacher:
         return (f"; targets translated by `{d.teacher}` (sequence-level distillation, "
                 "nmt/train/distill.py)")
-    if d.tgt_file:
-        return f"; sources `{d.src_file}`, targets `{d.tgt_file}`"
     return ""
 
 

@@ -10,11 +10,9 @@ from nmt.core.errors import NmtError
 from nmt.data.corpus import (
     MULTI30K_LANGS,
     MULTI30K_SPLITS,
-    drop_unusable,
     fetch_multi30k,
     read_lines,
     read_parallel,
-    read_tsv,
 )
 
 SHARED = ROOT.parent / "shared" / "data" / "multi30k"
@@ -38,22 +36,6 @@ def test_mismatched_line_counts_name_both_files(tmp_path):
         read_parallel(a, b)
     assert "a.de" in str(error.value) and "b.en" in str(error.value)
     assert "3" in str(error.value) and "2" in str(error.value)
-
-
-def test_tsv(tmp_path):
-    path = write_lines(tmp_path / "c.tsv", ["hallo\thello", "welt\tworld"])
-    assert read_tsv(path) == (["hallo", "welt"], ["hello", "world"])
-    write_lines(path, ["no tab here"])
-    with pytest.raises(NmtError, match="c.tsv:1"):
-        read_tsv(path)
-
-
-def test_empty_and_long_pairs_are_dropped_with_a_count():
-    messages = []
-    keep = drop_unusable([[1], [], [1] * 10, [2]], [[1], [1], [1], []], max_len=5,
-                         log=messages.append)
-    assert keep == [0]
-    assert "1 empty" not in messages[0] and "2 empty" in messages[0] and "1 over-long" in messages[0]
 
 
 def make_mirror(tmp_path):

@@ -86,12 +86,13 @@ def test_release_gives_an_older_run_its_lists(trained_model_dir, toy_corpus_dir,
 
     run = tmp_path / "run"
     shutil.copytree(trained_model_dir, run / "best")
+    shutil.copyfile(trained_model_dir.parent / "data.json", run / "data.json")  # its token store
     kept = read_target_vocabularies(run / "best", 400)
     (run / "best" / TARGET_VOCABULARIES).unlink()  # as a run made before the lists were kept
     write_checksums(run / "best")
     to = release(run, tmp_path / "models" / "tiny", data=str(toy_corpus_dir), beam_size=2,
                  log=lambda *a: None, penalties=(1.0,), clause_splits=(0,))
-    assert read_target_vocabularies(to, 400) == kept  # made again from the training data
+    assert read_target_vocabularies(to, 400) == kept  # made again from the run's token store
     verify_checksums(run / "best")
     verify_checksums(to)
     assert PAD_ID in kept["en"]

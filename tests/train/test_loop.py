@@ -129,7 +129,8 @@ precision = "fp32"
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
-    assert "train: 300 pairs" in result.stderr
+    assert "cleaning: 300 pairs read" in result.stderr  # its own files, cleaned (toy duplicates)
+    assert "teacher" not in result.stderr
 
 
 def test_missing_data_fails_before_work(tmp_path):

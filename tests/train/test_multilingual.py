@@ -11,8 +11,10 @@ from fastapi.testclient import TestClient
 
 from nmt.core.config import ConfigError, apply_overrides, directions
 from nmt.core.errors import NmtError
-from nmt.data.corpus import check_sources, load_directions
-from nmt.data.prepare import prepare_data
+from nmt.data.corpus import load_directions
+from nmt.data.prepare import check_sources, prepare_store, validation_split
+from nmt.data.store import TokenStore
+from nmt.data.tokenizer import Tokenizer
 from nmt.evaluate.scoring import bleu
 from serve.app import create_app
 from serve.registry import Registry
@@ -30,11 +32,15 @@ def test_a_config_with_several_pairs_loads_each_pair(toy_multi_corpus_dir, tmp_p
     assert loaded["de-en"].src == src and loaded["de-en"].tgt == tgt
     assert loaded["de-fr"].tgt == [to_french(s) for s in src]
     assert loaded["en-de"].src == tgt and loaded["en-de"].tgt == src
-    tokenizer, train, valid = prepare_data(config, tmp_path, log=lambda *a, **k: None)
+    folder = prepare_store(config, log=lambda *a, **k: None)
+    store, tokenizer = TokenStore(folder), Tokenizer(folder / "spm.model")
+    valid = validation_split(config, folder, tokenizer)
     # every direction present, each source led by its target's tag, val interleaved
-    assert set(train.pairs) == set(PAIRS) and valid.pairs[:3] == list(PAIRS)
-    for ids, pair in zip(train.src_ids, train.pairs):
-        assert ids[0] == tokenizer.language_tag(pair.split("-")[1])
+    ranges = list(store.direction_ranges())
+    assert [pair for pair, _, _ in ranges] == list(PAIRS) and valid.pairs[:3] == list(PAIRS)
+    for pair, start, end in ranges:
+        sources, _ = store.pairs(range(start, end))
+        assert {ids[0] for ids in sources} == {tokenizer.language_tag(pair.split("-")[1])}
     assert valid.tgt_text[1] == to_french(src[0]) and valid.tgt_text[2] == src[0]
 
 

@@ -172,3 +172,23 @@ def test_resume_with_a_different_vocabulary_is_refused(tmp_path, toy_corpus_dir)
     result = run_train("--resume", str(run), cwd=tmp_path)
     assert result.returncode == 2
     assert "vocabulary" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resume_mid_epoch_over_many_shards_equals_an_uninterrupted_run(tmp_path, toy_corpus_dir):
+    """A store of 15 shards: the run stops inside an epoch (in some shard of its seeded order)
+    and continues; the weights equal those of a run that never stopped."""
+    from conftest import tiny_config
+
+    from nmt.train.loop import train
+
+    def config(steps):
+        return tiny_config(toy_corpus_dir, data=dict(shard_pairs=100), max_steps=steps,
+                           max_epochs=3, save_every_steps=0, average_last=1)
+
+    train(config(60), tmp_path / "straight")
+    train(config(23), tmp_path / "stopped")  # 23 of about 45 batches of the first epoch
+    state = json.loads((tmp_path / "stopped" / "states.json").read_text())
+    assert [s["step"] for s in state["states"]][-1] == 23
+    train(config(60), tmp_path / "stopped", resume=True)
+    straight, resumed = final_weights(tmp_path / "straight"), final_weights(tmp_path / "stopped")
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
