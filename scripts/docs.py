@@ -256,7 +256,8 @@ def config_reference() -> str:
 
 
 BLOCKS = {"README.md": {"results": results_table, "speed": speed_table},
-          "docs/PERFORMANCE.md": {"peer": peer_table, "faults": faults_table},
+          "docs/PERFORMANCE.md": {"peer": peer_table, "faults": faults_table,
+                                  "scale": scale_table},
           "docs/SERVING.md": {"settings": settings_table, "detect": detect_table},
           "docs/EVALUATION.md": {"systems": systems_table, "robustness": robustness_table,
                                  "directions": directions_table}}
