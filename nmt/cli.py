@@ -97,11 +97,17 @@ def corpus_overrides(args) -> list[str]:
     return overrides
 
 
+FILE_TYPES = {"txt", "tsv", "csv", "raw", "tok", "src", "tgt", "out", "xml", "bz2", "xz"}
+
+
 def language_suffix(path: str) -> str | None:
-    """``nl`` of ``train.nl`` or ``train.nl.gz``: a language code as the last suffix."""
+    """``nl`` of ``train.nl`` or ``train.nl.gz``: a language code as the last suffix (not a
+    file type such as ``.txt``)."""
     suffixes = [s[1:] for s in Path(path).suffixes if s != ".gz"]
     code = suffixes[-1] if suffixes else ""
-    return code if 2 <= len(code) <= 3 and code.isalpha() and code.islower() else None
+    if code in FILE_TYPES or not (2 <= len(code) <= 3 and code.isalpha() and code.islower()):
+        return None
+    return code
 
 
 def data_config(args):

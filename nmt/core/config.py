@@ -420,6 +420,9 @@ def _relations(config: Config) -> list[str]:
     if sum(map(bool, (d.src_file or d.tgt_file, d.tsv_file, d.dataset))) > 1:
         problems.append("give one training corpus: data.src_file + data.tgt_file, "
                         "data.tsv_file or data.dataset (more go in data.corpora)")
+    if not d.pairs and d.src_lang == d.tgt_lang:
+        problems.append(f"data.src_lang and data.tgt_lang are both {d.src_lang!r}: a model "
+                        "translates from one language into another")
     if d.pairs and d.teacher:
         problems.append("data.teacher distils one direction (data.src_lang -> data.tgt_lang); "
                         "it cannot be combined with data.pairs")

@@ -184,15 +184,14 @@ def distill_all(config, folder: Path, heldout: dict[int, str], distill: Distill 
     if distill is None:
         raise NmtError(f"data.teacher = {d.teacher!r}: distillation needs a translator "
                        "(nmt.train.distill.distilled_targets)")
-    progress = bar(None, "distilling", unit="pairs")
-    for number, records in cleaned_chunks(config, new_cleaner(d)):
-        first = number * d.shard_pairs
-        sources = [r[0] for i, r in enumerate(records, start=first) if i not in heldout]
-        cache = distilled_folder(folder, number)
-        cache.mkdir(parents=True, exist_ok=True)
-        distill(d.teacher, sources, d.src_lang, d.tgt_lang, cache, log)
-        progress.update(len(sources))
-    progress.close()
+    with bar(None, "distilling", unit="pairs") as progress:
+        for number, records in cleaned_chunks(config, new_cleaner(d)):
+            first = number * d.shard_pairs
+            sources = [r[0] for i, r in enumerate(records, start=first) if i not in heldout]
+            cache = distilled_folder(folder, number)
+            cache.mkdir(parents=True, exist_ok=True)
+            distill(d.teacher, sources, d.src_lang, d.tgt_lang, cache, log)
+            progress.update(len(sources))
 
 
 def chunk_pairs(config, folder: Path, number: int, records: list[Record],
@@ -234,14 +233,13 @@ def read_corpus(config, sizes: tuple[int, int], log) -> tuple[list, list, int]:
     heldout_rng, vocab_rng = random.Random(f"{seed}/heldout"), random.Random(f"{seed}/vocab")
     candidates, sample, total = [], [], 0
     cleaner = new_cleaner(d)
-    progress = bar(None, "reading", unit="pairs")
-    for number, records in cleaned_chunks(config, cleaner):
-        for i, record in enumerate(records, start=number * d.shard_pairs):
-            reservoir_add(candidates, i, (i, record), sum(sizes), heldout_rng)
-            reservoir_add(sample, i, (i, record), d.vocab_sample, vocab_rng)
-        total += len(records)
-        progress.update(len(records))
-    progress.close()
+    with bar(None, "reading", unit="pairs") as progress:
+        for number, records in cleaned_chunks(config, cleaner):
+            for i, record in enumerate(records, start=number * d.shard_pairs):
+                reservoir_add(candidates, i, (i, record), sum(sizes), heldout_rng)
+                reservoir_add(sample, i, (i, record), d.vocab_sample, vocab_rng)
+            total += len(records)
+            progress.update(len(records))
     log(f"cleaning: {cleaner.summary()}")
     return candidates, sample, total
 
@@ -360,8 +358,8 @@ def write_shards(config, folder: Path, tokenizer: Tokenizer, heldout: dict[int, 
     workers = max(1, min(os.cpu_count() or 1, -(-total // d.shard_pairs)))
     context = multiprocessing.get_context("fork")
     cleaner = new_cleaner(d)
-    progress = bar(total, "preparing", unit="pairs")
-    with context.Pool(workers, _start_worker, (str(tokenizer.path), config)) as pool:
+    with bar(total, "preparing", unit="pairs") as progress, \
+            context.Pool(workers, _start_worker, (str(tokenizer.path), config)) as pool:
         pending: deque = deque()
 
         def finish_one() -> None:
@@ -383,7 +381,6 @@ def write_shards(config, folder: Path, tokenizer: Tokenizer, heldout: dict[int, 
                 finish_one()
         while pending:
             finish_one()
-    progress.close()
     partial["shards"].sort(key=lambda e: e["name"])
     partial["cleaning"], partial["read_pairs"] = cleaner.summary(), cleaner.read
     return partial

@@ -79,3 +79,19 @@ def test_the_vocabulary_command_never_asks_a_teacher(tmp_path, toy_corpus_dir, m
                  f"data.teacher={ROOT / 'models/transformer-multi30k'}", "--set",
                  "data.vocab_size=400", "--out", str(out)]) == 0
     assert out.is_file()
+
+
+def test_languages_come_from_the_suffixes_or_are_asked_for(tmp_path, capsys, monkeypatch):
+    from nmt.cli import language_suffix
+
+    assert [language_suffix(p) for p in ("c.nl", "c.nl.gz", "c.txt", "c.tsv.gz", "corpus")] == \
+        ["nl", "nl", None, None, None]
+    monkeypatch.chdir(tmp_path)
+    write_lines(tmp_path / "a.txt", ["hallo"])
+    write_lines(tmp_path / "b.txt", ["hello"])
+    assert main(["train", "--src-file", "a.txt", "--tgt-file", "b.txt"]) == 2
+    assert "give --src-lang" in capsys.readouterr().err
+    assert main(["train", "--src-file", "a.txt", "--tgt-file", "b.txt", "--src-lang", "nl",
+                 "--tgt-lang", "nl"]) == 2
+    assert "both 'nl'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
