@@ -84,3 +84,23 @@ def test_the_switches_are_checked_and_saved_with_the_model():
                                     "model.rnn_attention=false"])
     assert '"rnn_bidirectional": false' in config.to_json()
     assert '"attention_scale": "sqrt_dk"' in config.to_json()  # the default: the paper's
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("heads", [1, 4])
+def test_heads_are_the_single_head_formula_on_slices_then_concatenated(fused, heads):
+    """MultiHead(Q, K, V) = Concat(head_1..head_h) W^O, head_i = softmax(Q_i K_i^T / sqrt(d_k)) V_i,
+    written here from the weights alone; one head is the plain formula with d_k = d_model."""
+    torch.manual_seed(1)
+    attention = MultiHeadAttention(64, heads).eval()
+    attention.use_fused = fused
+    x, memory = torch.randn(2, 5, 64), torch.randn(2, 7, 64)
+    d_k = 64 // heads
+    with torch.no_grad():
+        out, _ = attention(x, memory)
+        q, k, v = attention.w_q(x), attention.w_k(memory), attention.w_v(memory)
+        concat = torch.cat([(q[..., s] @ k[..., s].transpose(1, 2) / math.sqrt(d_k)).softmax(-1)
+                            @ v[..., s] for s in (slice(i * d_k, (i + 1) * d_k)
+                                                  for i in range(heads))], dim=-1)
+        expected = attention.w_o(concat)
+    assert torch.allclose(out, expected, atol=1e-5)
