@@ -40,15 +40,6 @@ class Batch:
         return replace(self, src=self.src.to(device), src_mask=self.src_mask.to(device),
                        tgt_in=self.tgt_in.to(device), tgt_out=self.tgt_out.to(device))
 
-    def shard(self, rank: int, world_size: int) -> Batch:
-        """Rows ``rank::world_size`` of this batch (each data-parallel process takes its own)."""
-        rows = list(range(rank, self.size, world_size))
-        pick = torch.tensor(rows, dtype=torch.long)
-        src, tgt_out = self.src[pick], self.tgt_out[pick]
-        return Batch(src, self.src_mask[pick], self.tgt_in[pick], tgt_out,
-                     int((src != PAD_ID).sum()), int((tgt_out != PAD_ID).sum()),
-                     [self.indices[r] for r in rows])
-
 
 def pad(sequences: list[list[int]], pad_id: int = PAD_ID) -> torch.Tensor:
     width = max((len(s) for s in sequences), default=0)
@@ -119,13 +110,18 @@ class BatchPlan:
 
     def padding_fraction(self, epoch: int = 0) -> float:
         """Share of padding among all the token slots of an epoch's batches."""
-        real = slots = 0
-        for indices in self.epoch(epoch):
-            s = [self.src_lengths[i] + 1 for i in indices]
-            t = [self.tgt_lengths[i] + 1 for i in indices]
-            real += sum(s) + sum(t)
-            slots += len(indices) * (max(s) + max(t))
-        return 1.0 - real / max(slots, 1)
+        return padding_fraction(self.epoch(epoch), self.src_lengths, self.tgt_lengths)
+
+
+def padding_fraction(batches: list[list[int]], src_lengths, tgt_lengths) -> float:
+    """Share of padding among the token slots of ``batches`` (eos / bos counted)."""
+    real = slots = 0
+    for indices in batches:
+        s = [src_lengths[i] + 1 for i in indices]
+        t = [tgt_lengths[i] + 1 for i in indices]
+        real += sum(s) + sum(t)
+        slots += len(indices) * (max(s) + max(t))
+    return 1.0 - real / max(slots, 1)
 
 
 class StorePlan:
@@ -184,9 +180,7 @@ class StorePlan:
     def padding_fraction(self) -> float:
         """Share of padding among the token slots of the first shard's batches."""
         src, tgt = self.store.lengths(0)
-        plan = BatchPlan([[0] * n for n in src.tolist()], [[0] * n for n in tgt.tolist()],
-                         self.max_tokens, self.seed)
-        return plan.padding_fraction(0)
+        return padding_fraction(self.shard_batches(0, 0), src.tolist(), tgt.tolist())
 
 
 def decode_batches(ids: list[list[int]], beam_size: int, max_tokens: int) -> list[list[int]]:

@@ -50,7 +50,7 @@ from nmt.core.files import atomic_write_text
 from nmt.core.progress import bar
 from nmt.data.augment import augment, real_names
 from nmt.data.clean import Cleaner
-from nmt.data.corpus import load_directions, read_parallel, split_file
+from nmt.data.corpus import load_directions, read_lines, read_parallel, split_file
 from nmt.data.sources import Corpus, Record, mixed
 from nmt.data.store import (
     FORMAT,
@@ -205,8 +205,6 @@ def chunk_pairs(config, folder: Path, number: int, records: list[Record],
     for s, t in directions(d):
         src, tgt = [r[langs.index(s)] for r in kept], [r[langs.index(t)] for r in kept]
         if d.teacher:
-            from nmt.data.corpus import read_lines
-
             distilled = read_lines(distilled_folder(folder, number) / f"distilled.{t}")
             src, tgt = (src + src, tgt + distilled) if d.keep_references else (src, distilled)
         out[f"{s}-{t}"] = (src, tgt)

@@ -160,12 +160,6 @@ class TokenStore:
                 yield direction, at, at + count
                 at += count
 
-    def target_ids(self, start: int, end: int) -> np.ndarray:
-        """Every target id of the pairs ``start:end`` of one shard (a direction's range)."""
-        number, local = self.locate(start)
-        shard = self.shard(number)
-        return np.asarray(shard.tgt[shard.idx[local, 1]:shard.idx[local + end - start, 1]])
-
     def target_length(self, index: int) -> int:
         number, local = self.locate(index)
         idx = self.shard(number).idx

@@ -38,7 +38,7 @@ from nmt.data.prepare import (
     validation_split,
 )
 from nmt.data.store import TokenStore
-from nmt.data.tokenizer import PAD_ID
+from nmt.data.tokenizer import PAD_ID, Tokenizer
 from nmt.decode.search import greedy_search
 from nmt.decode.target_vocabulary import store_vocabularies, write_target_vocabularies
 from nmt.evaluate.scoring import bleu
@@ -326,12 +326,11 @@ def load_data(config: Config, run_dir: Path, resume: bool, distributed: bool):
         dist.barrier()
         store_dir = Path(json.loads(record.read_text(encoding="utf-8"))["store"])
     store = TokenStore(store_dir)
-    tokenizer = copy_vocabulary(store_dir, run_dir) if rank() == 0 else None
+    if rank() == 0:
+        copy_vocabulary(store_dir, run_dir)
     if distributed:
         dist.barrier()
-    from nmt.data.tokenizer import Tokenizer
-
-    tokenizer = tokenizer or Tokenizer(run_dir / "spm.model")
+    tokenizer = Tokenizer(run_dir / "spm.model")
     log(f"train: {len(store):,} pairs in {store_dir}")
     return tokenizer, store, validation_split(config, store_dir, tokenizer)
 

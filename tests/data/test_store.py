@@ -70,6 +70,8 @@ def test_two_ranks_read_disjoint_rows_that_cover_each_batch(tmp_path):
         assert not set(first.indices) & set(second.indices)
         assert sorted(first.indices + second.indices) == sorted(indices)
         assert total0 == total1 == total == whole.n_tgt_tokens  # the loss's common normaliser
+        assert first.size + second.size == whole.size
+        assert first.n_tgt_tokens + second.n_tgt_tokens == whole.n_tgt_tokens
 
 
 def test_a_flipped_byte_in_a_shard_is_named_on_load(tmp_path):
