@@ -233,10 +233,13 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_study(args) -> None:
-    from nmt.study.report import study_sqrt_dk
+    from nmt.study.report import EXPERIMENTS, run_study
+    from nmt.study.runs import Budget
 
-    study_sqrt_dk(Path(args.out), Path(args.model), data=args.data, sentences=args.sentences,
-                  log=eprint)
+    budget = Budget(steps=args.steps, seeds=tuple(args.seeds), data=args.data,
+                    overrides=tuple(args.set))
+    names = EXPERIMENTS if args.experiment == "all" else (args.experiment,)
+    run_study(names, budget, Path(args.runs), Path(args.out), log=eprint)
 
 
 # ----------------------------------------------------------------------------- nmt export
@@ -404,13 +407,20 @@ def add_evaluate_release_serve(commands) -> None:
     rel.set_defaults(func=cmd_release)
 
     st = commands.add_parser("study", help="measure the lecture's claims on our own models "
-                             "(reports/study/)")
-    st.add_argument("experiment", choices=["sqrt-dk"],
-                    help="sqrt-dk: why attention divides by sqrt(d_k) (random vectors, a model)")
-    st.add_argument("--model", default="models/transformer-de-en", help="a Transformer directory")
-    st.add_argument("--data", default="data/multi30k", help="corpus folder (its val split)")
-    st.add_argument("--sentences", type=int, default=200, help="val sentences the model reads")
+                             "(reports/study/, docs/STUDY.md)")
+    st.add_argument("experiment", nargs="?", default="all",
+                    choices=["all", "long-range", "heads", "sqrt-dk"],
+                    help="long-range: RNNs, direction, attention, the Transformer on long "
+                    "inputs; heads: 1-8 heads; sqrt-dk: why attention divides by sqrt(d_k); "
+                    "all (default): the three")
+    st.add_argument("--steps", type=int, default=500, help="updates of 4,000 tokens per model")
+    st.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="a model per seed")
+    st.add_argument("--data", default="data/multi30k", help="corpus folder (de-en: train, val, "
+                    "test_2016_flickr)")
+    st.add_argument("--runs", default="runs/study", help="where the models train (resumable)")
     st.add_argument("--out", default="reports/study", help="where the study's page and data go")
+    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a setting of every model (e.g. train.device=cuda)")
     st.set_defaults(func=cmd_study)
 
     ex = commands.add_parser("export", help="a model for CTranslate2 or Argos Translate / "

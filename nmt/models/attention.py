@@ -53,6 +53,12 @@ class MultiHeadAttention(nn.Module):
 
     # "auto": fused kernel without gradients, explicit with them; True / False force one path.
     use_fused: bool | str = "auto"
+    # Probes for the studies (nmt/study): None in training and serving. ``head_mask`` (h,)
+    # multiplies each head's output before W^O (0: the head removed, Michel et al. 2019);
+    # ``weights_hook(weights)`` sees every head's weights (B, h, T_q, T_k) and may return others
+    # to attend with instead.
+    head_mask: torch.Tensor | None = None
+    weights_hook = None
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, scaled: bool = True):
         super().__init__()
@@ -131,7 +137,8 @@ class MultiHeadAttention(nn.Module):
         # are made for long queries); below that the kernel's lower overhead wins.
         fused = self.use_fused if self.use_fused != "auto" else (
             not torch.is_grad_enabled() and not (q.size(2) <= 8 and q.size(0) * q.size(2) >= 32))
-        if fused and not need_weights:
+        probed = self.head_mask is not None or self.weights_hook is not None
+        if fused and not need_weights and not probed:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout,
                                                  is_causal=is_causal and mask is None,
                                                  scale=None if self.scaled else 1.0)
@@ -141,7 +148,21 @@ class MultiHeadAttention(nn.Module):
         else:
             out, weights = scaled_dot_product_attention(q, k, v, mask, is_causal, dropout,
                                                         self.scaled)
+            if probed:
+                out, weights = self.probe(out, weights, v)
             weights = weights.mean(dim=1)
         b, _, t_q, _ = out.shape
         out = out.transpose(1, 2).reshape(b, t_q, self.n_heads * self.d_k)  # Concat(head_1..h)
         return self.w_o(out), weights
+
+    def probe(self, out: torch.Tensor, weights: torch.Tensor, v: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The heads' outputs and weights as the probes leave them."""
+        if self.weights_hook is not None:
+            replaced = self.weights_hook(weights)
+            if replaced is not None:
+                weights = replaced.to(v.dtype)
+                out = weights @ v
+        if self.head_mask is not None:
+            out = out * self.head_mask.to(out.dtype)[None, :, None, None]
+        return out, weights

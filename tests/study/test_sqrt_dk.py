@@ -11,7 +11,7 @@ import torch
 from nmt.core.config import ModelConfig
 from nmt.data.tokenizer import PAD_ID
 from nmt.models import build_model
-from nmt.study.report import write_section
+from nmt.study.page import write_section
 from nmt.study.sqrt_dk import model_scores, random_vectors, softmax_stats
 
 
