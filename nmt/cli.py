@@ -190,12 +190,15 @@ def cmd_translate(args) -> None:
         lines = sys.stdin.read().splitlines()
     results = translator.translate_full(lines, beam_size=args.beam, n_best=args.n_best)
     out_lines = []
-    for result in results:
+    for line, result in zip(lines, results):
         if args.n_best > 1:
             texts = [result.text] + [text for text, _ in result.alternatives]
             out_lines.append("\t".join(texts))
         else:
             out_lines.append(result.text)
+        if args.align:  # as Marian prints them: translation ||| source-target word links
+            links = translator.word_alignment(line, result.text)
+            out_lines[-1] += " ||| " + " ".join(f"{i}-{j}" for i, j in links)
     text = "".join(line + "\n" for line in out_lines)
     if args.output:
         from nmt.core.files import atomic_write_text
@@ -227,6 +230,18 @@ def cmd_evaluate(args) -> None:
     evaluate(args.model, args.out, hyp=args.hyp, pair=args.pair, split=args.split,
              data=args.data, beam=args.beam, quantize=args.quantize, baseline=args.baseline,
              robustness=args.robustness, replace=args.force)
+
+
+# ----------------------------------------------------------------------------- nmt align
+
+
+def cmd_align(args) -> None:
+    from nmt.evaluate.align_report import align_report
+
+    if not args.model:
+        raise NmtError("give at least one --model")
+    align_report(args.model, args.gold, args.pair, Path(args.out),
+                 None if args.no_baseline else args.data, log=eprint)
 
 
 # ----------------------------------------------------------------------------- nmt study
@@ -369,6 +384,8 @@ def add_train_and_translate(commands) -> None:
     tl.add_argument("--input", help="file of lines to translate (default: stdin)")
     tl.add_argument("--output", help="file to write (default: stdout)")
     tl.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    tl.add_argument("--align", action="store_true", help="append ' ||| i-j ...': source word i "
+                    "gives translation word j (0-indexed, words split on spaces)")
     add_quantize(tl)
     tl.set_defaults(func=cmd_translate)
 
@@ -405,6 +422,17 @@ def add_evaluate_release_serve(commands) -> None:
                      "(default: the run's command.txt)")
     add_quantize(rel)
     rel.set_defaults(func=cmd_release)
+
+    al = commands.add_parser("align", help="word alignments of models against gold ones: AER of "
+                             "every method, eflomal beside them (docs/ALIGNMENT.md)")
+    al.add_argument("--model", action="append", default=[], help="model directory (repeatable)")
+    al.add_argument("--gold", required=True, help="gold set NAME (NAME.txt: 'source ||| target' "
+                    "tokenized; NAME.talp: links), e.g. ../shared/data/alignment/de-en.dev")
+    al.add_argument("--pair", required=True, help="its direction, e.g. de-en")
+    al.add_argument("--data", default="data/multi30k", help="the baseline's training corpus")
+    al.add_argument("--no-baseline", action="store_true", help="skip eflomal")
+    al.add_argument("--out", default="reports/alignment", help="where the JSON and table go")
+    al.set_defaults(func=cmd_align)
 
     st = commands.add_parser("study", help="measure the lecture's claims on our own models "
                              "(reports/study/, docs/STUDY.md)")

@@ -189,6 +189,25 @@ def scale_table() -> str:
                    "torchrun x2 RSS MB", "MB of ids read per rank", "tokens/s"], rows)
 
 
+def study_claims() -> str:
+    """Each claim of the lecture: its figure and the verdict ``nmt study`` computed."""
+    long_range, sqrt_dk = _read("reports/study/long_range.json"), _read("reports/study/sqrt_dk.json")
+    heads = _read("reports/study/heads.json")
+    v = long_range["verdicts"]
+    claims = [
+        ("1. An RNN encoder dilutes early words; a bidirectional one helps", "probe.png",
+         f"{v['rnn_dilution']} {v['attention']}"),
+        ("2. Self-attention keeps long-range information", "long_range.png",
+         v["transformer_long_range"]),
+        ("3. Without 1/sqrt(d_k) the softmax saturates", "sqrt_dk_training.png", sqrt_dk["verdict"]),
+        ("4. Several heads beat one", "heads.png", heads["verdict"]),
+    ]
+    out = [f"Budget of every model: {long_range['budget']}.", ""]
+    for title, figure, verdict in claims:
+        out += [f"### {title}", "", f"![{figure}](../reports/study/{figure})", "", verdict, ""]
+    return "\n".join(out).rstrip("\n")
+
+
 def settings_table() -> str:
     """Every ``NMT_*`` variable of the service (serve/settings.py): default, bounds, meaning."""
     from serve.settings import Settings

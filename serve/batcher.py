@@ -52,7 +52,7 @@ class Job:
     sentences: list[str]
     beam_size: int
     n_best: int
-    attention: bool = False
+    extras: frozenset = frozenset()  # "attention", "links": what else each translation carries
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     released: bool = False  # its sentences no longer count as waiting
     tokens: list[int] | None = None  # source subwords of each sentence, when known
@@ -66,7 +66,7 @@ class Batcher:
     def __init__(self, max_queue: int, max_wait: float, max_sentences: int, workers: int,
                  translate, heavy_tokens: int = 128):
         """Limits come from ``serve.settings.Settings``, the one place their defaults live;
-        ``translate(translator, sentences, beam_size, n_best, attention)`` is a coroutine that
+        ``translate(translator, sentences, beam_size, n_best, extras)`` is a coroutine that
         runs one batch off the event loop (``serve.workers``), ``workers`` of them at a time,
         plus the lane of sentences over ``heavy_tokens`` subwords."""
         self.max_queue, self.max_wait, self.max_sentences = max_queue, max_wait, max_sentences
@@ -98,10 +98,10 @@ class Batcher:
                 pass
 
     async def submit(self, translator, sentences: list[str], beam_size: int, n_best: int,
-                     attention: bool = False, tokens: list[int] | None = None):
+                     extras: frozenset = frozenset(), tokens: list[int] | None = None):
         """The translations of ``sentences`` (``tokens``: their source subwords, which route
         the long ones to the heavy lane)."""
-        job = Job(translator, sentences, beam_size, n_best, attention, tokens=tokens)
+        job = Job(translator, sentences, beam_size, n_best, extras, tokens=tokens)
         # Large work and short requests are queued against separate budgets of ``max_queue``
         # sentences (they are decoded in separate lanes); an empty budget takes any request,
         # however large (it is within the request limits).
@@ -228,7 +228,7 @@ class Batcher:
         if len(cuts) == 1:
             return [job]
         loop = asyncio.get_running_loop()
-        parts = [Job(job.translator, job.sentences[a:b], job.beam_size, job.n_best, job.attention,
+        parts = [Job(job.translator, job.sentences[a:b], job.beam_size, job.n_best, job.extras,
                      loop.create_future(), released=True, tokens=tokens[a:b]) for a, b in cuts]
         gather = asyncio.gather(*(p.future for p in parts))
         gather.add_done_callback(lambda done: _settle(job, done))
@@ -258,7 +258,7 @@ class Batcher:
         self.batch_sizes = (self.batch_sizes + [len(sentences)])[-1000:]
         start = time.perf_counter()
         results = await self.translate(first.translator, sentences, first.beam_size,
-                                       first.n_best, first.attention)
+                                       first.n_best, first.extras)
         BATCH_SECONDS.observe(time.perf_counter() - start)
         name = first.translator.name
         SENTENCES.labels(name).inc(len(sentences))
@@ -273,7 +273,7 @@ class Batcher:
 
 def _key(job: Job) -> tuple:
     """Jobs with equal keys can share a batch: same model, same search."""
-    return id(job.translator), job.beam_size, job.n_best, job.attention
+    return id(job.translator), job.beam_size, job.n_best, job.extras
 
 
 def _settle(job: Job, gathered: asyncio.Future) -> None:

@@ -116,8 +116,9 @@ async def _translate(request, settings, translator, data: bytes, extension: str)
         for at in range(0, len(texts), settings.batch_limit):
             chunk = [t[:settings.char_limit] for t in texts[at:at + settings.batch_limit]]
             done = asyncio.run_coroutine_threadsafe(translate_texts(
-                request, batcher, settings, translator, chunk, settings.beam_size, 1, False), loop)
-            out += [text for text, _, _ in done.result()]
+                request, batcher, settings, translator, chunk, settings.beam_size, 1, frozenset()),
+                loop)
+            out += [text for text, *_ in done.result()]
         return out
 
     try:

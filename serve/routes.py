@@ -23,6 +23,7 @@ from nmt.text.pieces import join_translations
 from nmt.text.sentences import split_sentences
 from serve.batcher import Batcher, QueueFull
 from serve.documents import FORMATS
+from serve.html import translate_html
 from serve.limits import client_of
 from serve.registry import Registry
 from serve.schemas import (
@@ -126,8 +127,9 @@ async def parse_request(request: Request, limit: int, stall_timeout: float = 10.
         for key in ("alternatives", "beam_size"):  # forms carry numbers as text
             if isinstance(payload.get(key), str) and payload[key].strip().lstrip("-").isdigit():
                 payload[key] = int(payload[key])
-        if isinstance(payload.get("attention"), str):
-            payload["attention"] = payload["attention"].lower() in ("1", "true", "yes", "on")
+        for key in ("attention", "alignment"):  # and booleans
+            if isinstance(payload.get(key), str):
+                payload[key] = payload[key].lower() in ("1", "true", "yes", "on")
     else:
         try:
             text = body.decode("utf-8")
@@ -195,8 +197,8 @@ def check_limits(req: TranslateRequest, settings: Settings, request: Request) ->
         if getattr(req, name) is not None:
             check_text(getattr(req, name), name)
     texts = check_texts(req, settings, request)
-    if req.format != "text":
-        raise ApiError(400, f"format {quoted(req.format)} is not supported; use text")
+    if req.format not in ("text", "html"):
+        raise ApiError(400, f"format {quoted(req.format)} is not supported; use text or html")
     if req.alternatives > settings.max_alternatives:
         raise ApiError(400, f"alternatives must be at most {settings.max_alternatives}")
     if req.beam_size is not None and req.beam_size > settings.max_beam_size:
@@ -293,9 +295,12 @@ async def translate(request: Request, registry: RegistryDep, batcher: BatcherDep
         groups.setdefault(source, []).append(i)
     translators = {source: pick(registry, source, req.target, req.model, detected is not None)
                    for source in groups}
+    extras = frozenset(name for name, wanted in (("attention", req.attention),
+                                                 ("links", req.alignment)) if wanted)
+    translate = translate_texts if req.format == "text" else translate_markup
     done = await asyncio.gather(*(
-        translate_texts(request, batcher, settings, translators[source], [texts[i] for i in at],
-                        beam_size, n_best, req.attention) for source, at in groups.items()))
+        translate(request, batcher, settings, translators[source], [texts[i] for i in at],
+                  beam_size, n_best, extras) for source, at in groups.items()))
     answers: list = [None] * len(texts)
     for at, group in zip(groups.values(), done):
         for i, answer in zip(at, group):
@@ -321,16 +326,17 @@ def pick(registry: Registry, source: str, target: str, model: str | None, detect
 
 
 async def translate_texts(request: Request, batcher: Batcher, settings: Settings, translator,
-                          texts: list[str], beam_size: int, n_best: int, attention: bool):
-    """Each text's (translation, alternatives, attention), through the batcher."""
-    if translator is None:
-        return [(text, [text] * (n_best - 1), []) for text in texts]
+                          texts: list[str], beam_size: int, n_best: int, extras: frozenset):
+    """Each text's (translation, alternatives, attention, word links), through the batcher."""
+    if translator is None:  # the text is its own translation, word for word
+        return [(text, [text] * (n_best - 1), [], [[i, i] for i in range(len(text.split()))])
+                for text in texts]
     # The text work before the queue (splitting, preparing, counting) is linear in the text and
     # bounded by the limits above, and runs off the event loop, which never waits on text.
     pieces, prepared, tokens = await asyncio.to_thread(prepare_request, translator, texts,
                                                        beam_size, settings)
     results = await translate_prepared(request, batcher, settings, translator, prepared, tokens,
-                                       beam_size, n_best, attention) if prepared else []
+                                       beam_size, n_best, extras) if prepared else []
     answers, at = [], 0
     for p in pieces:
         part = results[at:at + len(p)]
@@ -341,16 +347,29 @@ async def translate_texts(request: Request, batcher: Batcher, settings: Settings
                         [{"source_tokens": r.alignment.src_tokens,
                           "target_tokens": r.alignment.tgt_tokens,
                           "weights": [[round(w, 4) for w in row] for row in r.alignment.weights]}
-                         for r in part if r.alignment is not None]))
+                         for r in part if r.alignment is not None],
+                        [list(link) for link in joined.links or ()]))
     return answers
 
 
+async def translate_markup(request: Request, batcher: Batcher, settings: Settings, translator,
+                           texts: list[str], beam_size: int, n_best: int, extras: frozenset):
+    """HTML texts translated, tags kept (serve/html.py); alternatives and attention are not
+    given for HTML."""
+    if translator is None:
+        return [(text, [], [], []) for text in texts]
+    return await translate_html(
+        texts, lambda sources: translate_texts(request, batcher, settings, translator, sources,
+                                               beam_size, 1, frozenset({"links"})),
+        lambda message: ApiError(400, f"format html: {message}"))
+
+
 async def translate_prepared(request, batcher, settings, translator, prepared, tokens,
-                             beam_size, n_best, attention):
+                             beam_size, n_best, extras):
     """The batcher's translations of prepared sentences, its failures as the API's errors."""
     try:
         return await until_disconnected(
-            request, batcher.submit(translator, prepared, beam_size, n_best, attention, tokens),
+            request, batcher.submit(translator, prepared, beam_size, n_best, extras, tokens),
             settings.request_timeout_s)
     except QueueFull:
         raise ApiError(503, "the server is busy: too many sentences waiting; retry soon",
@@ -373,13 +392,15 @@ def response_body(req: TranslateRequest, answers: list, translators: dict, detec
     single = isinstance(req.q, str)
     shape = (lambda values: values[0]) if single else (lambda values: values)
     models = sorted({t.name for t in translators.values() if t is not None})
-    response: dict = {"translatedText": shape([text for text, _, _ in answers])}
+    response: dict = {"translatedText": shape([text for text, *_ in answers])}
     if models:
         response["model"] = models[0] if len(models) == 1 else models
     if req.alternatives:
-        response["alternatives"] = shape([alternatives for _, alternatives, _ in answers])
+        response["alternatives"] = shape([answer[1] for answer in answers])
     if req.attention:
-        response["attention"] = shape([attention for _, _, attention in answers])
+        response["attention"] = shape([answer[2] for answer in answers])
+    if req.alignment:
+        response["alignment"] = shape([answer[3] for answer in answers])
     if detected is not None:
         response["detectedLanguage"] = shape([{"confidence": d.confidence, "language": d.language}
                                               for d in detected])

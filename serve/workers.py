@@ -48,16 +48,18 @@ def _start_worker(translators: dict[str, object], threads: int) -> None:
         pass
 
 
-def translate_batch(translator, prepared: list, beam_size: int, n_best: int, attention: bool):
+def translate_batch(translator, prepared: list, beam_size: int, n_best: int, extras: frozenset):
     """Prepared sentences (``Translator.prepare``, done by the route) translated and finished;
-    with ``attention``, the cross-attention over the decoded ids (the page's heatmap)."""
-    return translator.translate_prepared(prepared, beam_size, n_best, attention)
+    with "attention" in ``extras``, the cross-attention over the decoded ids (the page's
+    heatmap); with "links", each translation's word links to its sentence."""
+    return translator.translate_prepared(prepared, beam_size, n_best, "attention" in extras,
+                                         "links" in extras)
 
 
 def _translate(name: str, pair: tuple[str, str], sentences: list[str], beam_size: int,
-               n_best: int, attention: bool):
+               n_best: int, extras: frozenset):
     return translate_batch(_translators[name].for_pair(*pair), sentences, beam_size, n_best,
-                           attention)
+                           extras)
 
 
 class ThreadWorkers:
@@ -67,9 +69,9 @@ class ThreadWorkers:
         pass
 
     async def translate(self, translator, sentences: list[str], beam_size: int, n_best: int,
-                        attention: bool = False):
+                        extras: frozenset = frozenset()):
         return await asyncio.to_thread(translate_batch, translator, sentences, beam_size, n_best,
-                                       attention)
+                                       extras)
 
     def close(self) -> None:
         pass
@@ -91,12 +93,12 @@ class ProcessWorkers:
             future.result()
 
     async def translate(self, translator, sentences: list[str], beam_size: int, n_best: int,
-                        attention: bool = False):
+                        extras: frozenset = frozenset()):
         pool = self.pool
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 pool, _translate, translator.name, (translator.src_lang, translator.tgt_lang),
-                sentences, beam_size, n_best, attention)
+                sentences, beam_size, n_best, extras)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): this batch fails, the next gets new workers.
             if self.pool is pool:

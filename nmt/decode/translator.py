@@ -17,6 +17,7 @@ from nmt.core.config import DEFAULT_PRECISION, Config, directions
 from nmt.core.errors import NmtError
 from nmt.data.batching import decode_batches, encode_source, pad
 from nmt.data.tokenizer import BOS_ID, PAD_ID, Tokenizer
+from nmt.decode.alignment import word_links
 from nmt.decode.cutting import translate_texts
 from nmt.decode.quantize import quantize as quantize_model
 from nmt.decode.search import Hypothesis, UncachedDecoder, search
@@ -108,11 +109,12 @@ class Translator:
         return [t.text for t in self.translate_full(texts, beam_size)]
 
     def translate_full(self, texts: list[str], beam_size: int | None = None,
-                       n_best: int = 1) -> list[Translation]:
+                       n_best: int = 1, align: bool = False) -> list[Translation]:
         """Translations with scores and alternatives; an empty or blank text gives "".
 
         A text of several sentences is translated sentence by sentence and put back together
         with its own spacing; nothing is truncated (over-long sentences go in word chunks).
+        With ``align``, each carries ``links``: (source word, translation word) pairs.
         """
         check_texts(texts)
         if beam_size is not None and (isinstance(beam_size, bool) or not isinstance(beam_size, int)
@@ -122,7 +124,7 @@ class Translator:
             raise ValueError(f"n_best must be between 1 and the beam size, got {n_best}")
         pieces = [split_sentences(text) for text in texts]
         flat = [sentence for p in pieces for sentence, _ in p]
-        done = self.translate_sentences(flat, beam_size, n_best)
+        done = self.translate_prepared(self.prepare(flat), beam_size, n_best, links=align)
         out, at = [], 0
         for p in pieces:
             out.append(join_translations(done[at:at + len(p)], p))
@@ -145,11 +147,17 @@ class Translator:
         return [len(ids) for ids in self.encode_sources([p.text for p in prepared])]
 
     def translate_prepared(self, prepared: list[Prepared], beam_size: int | None = None,
-                           n_best: int = 1, attention: bool = False) -> list[Translation]:
-        """Translations of prepared sentences (``prepare``), finished as they were typed."""
+                           n_best: int = 1, attention: bool = False,
+                           links: bool = False) -> list[Translation]:
+        """Translations of prepared sentences (``prepare``), finished as they were typed; with
+        ``links``, each carries its word links to the sentence as typed (``word_alignment``)."""
         done = translate_texts(self, [p.text for p in prepared], beam_size, n_best,
                                attention=attention)
-        return [self.pipeline.finish(t, p) for t, p in zip(done, prepared)]
+        finished = [self.pipeline.finish(t, p) for t, p in zip(done, prepared)]
+        if links:
+            finished = [dataclasses.replace(t, links=tuple(self.word_alignment(p.typed, t.text)))
+                        for t, p in zip(finished, prepared)]
+        return finished
 
     def encode_sources(self, texts: list[str]) -> list[list[int]]:
         """Subword ids as the model reads them: after the target's tag, for a multilingual one."""
@@ -185,6 +193,12 @@ class Translator:
             hyps = search(decoder if cache else UncachedDecoder(decoder), src, src != PAD_ID,
                           beam_size, n_best, d.length_penalty, d.max_len_ratio, d.max_len_offset)
         return hyps if decoder is self.model else [decoder.pieces(h) for h in hyps]
+
+    def word_alignment(self, source: str, translation: str) -> list[tuple[int, int]]:
+        """Which words of ``source`` each word of ``translation`` comes from: links (i, j), the
+        i-th source word with the j-th translation word (words split on whitespace, 0-indexed),
+        by the method with the best AER on gold alignments (nmt/decode/alignment.py)."""
+        return word_links(self.model, self.tokenizer, source, translation, self.target_tag)
 
     def alignment(self, source: str, translation: str) -> Alignment:
         """Where the model looks: cross-attention while it reads ``translation`` back."""

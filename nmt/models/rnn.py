@@ -56,6 +56,10 @@ class RNNState:
 class AdditiveAttention(nn.Module):
     """e_tj = v_a^T tanh(W_a s_{t-1} + U_a h_j)"""
 
+    # A probe for the studies, None otherwise: ``weights_hook(alpha)`` sees the weights
+    # (N, k, S) and may return others to attend with (as MultiHeadAttention's).
+    weights_hook = None
+
     def __init__(self, query_size: int, key_size: int, attention_size: int):
         super().__init__()
         self.w_a = nn.Linear(query_size, attention_size, bias=False)
@@ -71,6 +75,9 @@ class AdditiveAttention(nn.Module):
         energy = torch.tanh(self.w_a(query).view(n, k, 1, -1) + keys[:, None])  # (N, k, S, A)
         scores = self.v_a(energy).squeeze(-1)  # e_tj, (N, k, S)
         alpha = scores.masked_fill(~mask[:, None, :], float("-inf")).softmax(dim=-1)
+        if self.weights_hook is not None:
+            replaced = self.weights_hook(alpha)
+            alpha = alpha if replaced is None else replaced.to(alpha.dtype)
         context = torch.bmm(alpha.to(values.dtype), values)  # (N, k, D)
         return context.reshape(n * k, -1), alpha.reshape(n * k, s)
 

@@ -35,6 +35,8 @@ class Translation:
     alternatives: list[tuple[str, float]]  # n-best after the first
     tokens: int = 0  # subword tokens of the translation
     alignment: Alignment | None = None  # where the model looked, when asked for
+    # (source word, translation word) links, words split on whitespace, when asked for
+    links: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,20 @@ def join_translations(part: list[Translation], pieces: list[tuple[str, str]]) ->
          sum(t.alternatives[k][1] if k < len(t.alternatives) else t.score for t in part))
         for k in range(depth)]
     return Translation(join_sentences([t.text for t in part], pieces),
-                       sum(t.score for t in part), alternatives, sum(t.tokens for t in part))
+                       sum(t.score for t in part), alternatives, sum(t.tokens for t in part),
+                       links=join_links(part, pieces))
+
+
+def join_links(part: list[Translation], pieces: list[tuple[str, str]]):
+    """The sentences' word links as links of the joined text: each sentence's words counted
+    after those of the sentences before it, on both sides."""
+    if any(t.links is None for t in part):
+        return None
+    out, src_at, tgt_at = [], 0, 0
+    for t, (sentence, _) in zip(part, pieces):
+        out += [(i + src_at, j + tgt_at) for i, j in t.links]
+        src_at, tgt_at = src_at + len(sentence.split()), tgt_at + len(t.text.split())
+    return tuple(out)
 
 
 def halve(text: str) -> list[tuple[str, str]]:

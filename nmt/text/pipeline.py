@@ -86,6 +86,7 @@ class Prepared:
     text: str
     spans: tuple[str, ...]
     shouting: bool
+    typed: str = ""  # the sentence as it was given (word links refer to its words)
 
 
 class InputPipeline:
@@ -97,7 +98,7 @@ class InputPipeline:
         self.vocabulary, self.options, self.unigram = vocabulary, options, unigram
 
     def prepare(self, sentence: str) -> Prepared:
-        o, vocabulary = self.options, self.vocabulary
+        o, vocabulary, typed = self.options, self.vocabulary, sentence
         sentence = drop_invisible(sentence)
         spans = protect(sentence)
         passing = o.pass_through and vocabulary.has_placeholders
@@ -114,7 +115,7 @@ class InputPipeline:
                 text = protected.text
         if unigram and is_lowercase(text):
             text = truecase(text, vocabulary.log_prob)
-        return Prepared(text.strip(), protected.spans, shouting)
+        return Prepared(text.strip(), protected.spans, shouting, typed)
 
     def finish(self, translation: Translation, prepared: Prepared) -> Translation:
         """Spans put back, names copied with a letter wrong put right (``repair_copies``) and

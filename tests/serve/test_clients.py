@@ -47,6 +47,10 @@ def test_libretranslate_aio(url, tmp_path):
                                        "auto", "en")
         assert [d.language for d in translation.detected_language] == ["de", "fr"]
         assert all(text.startswith("A ") for text in translation.translated_text)
+        html = client.translate('<p>Ein <b>Hund</b> rennt durch den <a href="/s">Schnee</a>.</p>',
+                                "de", "en", format="html")
+        assert html.translated_text == \
+            '<p>A <b>dog</b> runs through the <a href="/s">snow</a>.</p>'
         explicit = client.translate("Ein Hund rennt durch den Schnee.", "de", "en")
         assert explicit.translated_text == "A dog runs through the snow."
         assert explicit.detected_language is None

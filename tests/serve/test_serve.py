@@ -33,7 +33,8 @@ class StubTranslator:
         self.active = self.most_active = 0  # batches in progress at once
         self.guard = threading.Lock()
 
-    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False):
+    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False,
+                           links=False):
         with self.guard:
             self.batches.append(list(sentences))
             self.active += 1
@@ -42,7 +43,8 @@ class StubTranslator:
         with self.guard:
             self.active -= 1
         return [Translation(s.upper(), -1.0, [(s.upper() + f" #{k}", -2.0) for k in range(1, n_best)],
-                            len(s.split()), self.alignment(s, s.upper()) if attention else None)
+                            len(s.split()), self.alignment(s, s.upper()) if attention else None,
+                            tuple((i, i) for i in range(len(s.split()))) if links else None)
                 if s.strip() else Translation("", 0.0, []) for s in sentences]
 
     def prepare(self, sentences):  # the stub's "prepared" sentence is the sentence
@@ -110,6 +112,31 @@ def test_attention(client):
     assert len(alignment["weights"]) == len(alignment["target_tokens"])
 
 
+def test_alignment_gives_word_links_counted_over_the_whole_text(client):
+    r = client.post("/translate", json={"q": ["a b. c d e", "f"], "source": "de", "target": "en",
+                                        "alignment": True})
+    # the stub links word i to word i in each sentence; the second sentence's words come after
+    # the first's on both sides
+    assert r.json()["alignment"] == [[[0, 0], [1, 1], [2, 2], [3, 3], [4, 4]], [[0, 0]]]
+    form = client.post("/translate", data={"q": "a b", "source": "de", "target": "en",
+                                           "alignment": "true"})
+    assert form.json()["alignment"] == [[0, 0], [1, 1]]
+    plain = client.post("/translate", json={"q": "a b", "source": "de", "target": "en"})
+    assert "alignment" not in plain.json()
+
+
+def test_html_comes_back_translated_with_its_tags(client):
+    html = '<p>ein <b>zwei</b> <a href="x>y">drei</a><br>vier</p><!-- c -->'
+    r = client.post("/translate", json={"q": [html, "<i>f</i>"], "source": "de", "target": "en",
+                                        "format": "html"})
+    assert r.status_code == 200
+    assert r.json()["translatedText"] == [
+        '<p>EIN <b>ZWEI</b> <a href="x&gt;y">DREI</a><br/> VIER</p><!-- c -->', "<i>F</i>"]
+    bad = client.post("/translate", json={"q": "x", "source": "de", "target": "en",
+                                          "format": "markdown"})
+    assert bad.status_code == 400 and "text or html" in bad.json()["error"]
+
+
 def test_languages_health_metrics_page_docs(client):
     assert client.get("/languages").json() == [
         {"code": "de", "name": "German", "targets": ["en"]},
@@ -138,7 +165,7 @@ def test_languages_health_metrics_page_docs(client):
     (b'{"q": "a", "source": "de", "target": NaN}', 400, "target"),
     (json.dumps({"q": "a", "source": "fr", "target": "en"}).encode(), 400, "fr-en"),
     (json.dumps({"q": "a", "source": "auto", "target": "xx"}).encode(), 400, "cannot be translated"),
-    (json.dumps({"q": "a", "source": "de", "target": "en", "format": "html"}).encode(), 400, "html"),
+    (json.dumps({"q": "a", "source": "de", "target": "en", "format": "xml"}).encode(), 400, "xml"),
     (json.dumps({"q": "a", "source": "de", "target": "en", "model": "nope"}).encode(), 400, "nope"),
     (json.dumps({"q": "a" * 5001, "source": "de", "target": "en"}).encode(), 413, "5000"),
     (json.dumps({"q": ["a"] * 65, "source": "de", "target": "en"}).encode(), 413, "64"),
@@ -211,10 +238,11 @@ class GatedStub(StubTranslator):
         super().__init__()
         self.gate = threading.Event()
 
-    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False):
+    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False,
+                           links=False):
         if not self.batches:
             self.gate.wait(60)
-        return super().translate_prepared(sentences, beam_size, n_best, attention)
+        return super().translate_prepared(sentences, beam_size, n_best, attention, links)
 
 
 def test_requests_that_queued_behind_a_batch_go_together():
@@ -289,7 +317,8 @@ def test_settings_choose_weights_workers_and_threads(trained_model_dir, quantize
 class ProcessStub(StubTranslator):
     """Names the process that translated; a sentence "crash" ends that process."""
 
-    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False):
+    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False,
+                           links=False):
         if "crash" in sentences:
             os._exit(1)
         return [Translation(f"{s.upper()} {os.getpid()}", -1.0, [], 1) for s in sentences]
@@ -324,11 +353,12 @@ def test_worker_processes_translate_and_a_dead_worker_is_replaced():
 class PoisonStub(StubTranslator):
     """Fails any batch that holds the sentence "gift"."""
 
-    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False):
+    def translate_prepared(self, sentences, beam_size=None, n_best=1, attention=False,
+                           links=False):
         if "gift" in sentences:
             self.batches.append(list(sentences))
             raise RuntimeError("this sentence breaks the model")
-        return super().translate_prepared(sentences, beam_size, n_best, attention)
+        return super().translate_prepared(sentences, beam_size, n_best, attention, links)
 
 
 def test_bad_text_is_refused_before_the_queue(client):
