@@ -21,7 +21,9 @@ JOINED_KS = (2, 4, 8)  # test sentences joined into one long input
 LENGTH_BUCKETS = ((1, 10), (11, 20), (21, 40), (41, 80), (81, 10_000))
 PROBE_KS = (1, 2, 4, 8)  # the probe's inputs: 1 to 8 test sentences joined
 PROBE_POSITIONS = ("start", "middle", "end")
-PROBE_TOKENS = ("Jürgen", "Oskar", "Sophie", "Lukas", "42", "315", "2024", "87")
+# Names and a number that Multi30k's training pairs carry unchanged from German to English
+# (4 to 16 pairs each): tokens every model has had the chance to learn to copy.
+PROBE_TOKENS = ("London", "Texas", "Seattle", "Miami", "China", "Obama", "BMX", "2012")
 
 
 def raw_translate(translator, sources: list[str], beam_size: int = 1) -> list[str]:
