@@ -64,7 +64,7 @@ class Study:
             hyps = self.measures_of(cached, "test", translator)["hyps"]
             return measure.long_range(translator, test_src, test_ref, hyps)
         if key == "probe":
-            return measure.probe(translator, test_src, b.probe_inputs)
+            return measure.probe(translator, test_src, test_ref, b.probe_inputs)
         if key == "divergence":
             n = b.divergence_sentences
             return measure.head_divergence(translator, test_src[:n], test_ref[:n])

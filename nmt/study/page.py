@@ -66,8 +66,9 @@ def long_range_verdicts(result: dict) -> dict:
     start, end = probe_at(one, "start", True)["copy_rate"], probe_at(one, "end", True)["copy_rate"]
     holds = versus(start, end) == "clearly below"
     one_long, bi_long = one["by_length"][-1]["bleu"], bi["by_length"][-1]["bleu"]
-    rnn = (f"At {words:.0f}-word inputs the one-way GRU + attention copies a name or number put "
-           f"first {fmt(start, True)} of the time and one put last {fmt(end, True)}"
+    rnn = (f"At {words:.0f}-word inputs the one-way GRU + attention carries a phrase's word "
+           f"(\"mit einem Hund\": dog) put first {fmt(start, True)} of the time, put last "
+           f"{fmt(end, True)}"
            f" (BiGRU: {fmt(probe_at(bi, 'start', True)['copy_rate'], True)} / "
            f"{fmt(probe_at(bi, 'end', True)['copy_rate'], True)}). "
            + ("The first word fades, as the lecture says. " if holds else
@@ -78,7 +79,7 @@ def long_range_verdicts(result: dict) -> dict:
     transformer = (f"On inputs of 81+ words the Transformer scores {fmt(longest_t)} BLEU, "
                    f"{versus(longest_t, longest_b)} the BiGRU's {fmt(longest_b)}; on 8 joined "
                    f"sentences {fmt(tr['joined']['8'])} against {fmt(bi['joined']['8'])}. "
-                   f"It copies a first-word token of the longest inputs "
+                   f"It carries the word of a phrase put first in the longest inputs "
                    f"{fmt(probe_at(tr, 'start', True)['copy_rate'], True)} of the time.")
     plain = m["rnn-no-attention"]
     attention = (f"Without attention (one fixed vector for the whole source) the GRU scores "
@@ -101,9 +102,10 @@ def render_long_range(result: dict) -> str:
                      + " | ".join(fmt(m["joined"][k]) for k in ("2", "4", "8")) + " | "
                      + " | ".join(fmt(row["bleu"]) for row in m["by_length"]) + " |")
     lines += ["", "![by length](long_range.png)", "",
-              f"The probe: a name or number put at the start, the middle or the end of inputs of "
-              f"1 to 8 joined test sentences ({result['probe_inputs']} inputs each); the share "
-              "of outputs that contain it:", "",
+              f"The probe: a phrase (\"mit einem Hund\", \"mit einer Gitarre\", ...) put at the "
+              f"start, the middle or the end of inputs of 1 to 8 joined test sentences "
+              f"({result['probe_inputs']} inputs each, each reference without the phrase's "
+              "word); the share of translations that carry its word (dog, guitar, ...):", "",
               "| model | words | start | middle | end |", "|---|---|---|---|---|"]
     for name, m in models.items():
         for k in sorted({r["sentences"] for r in m["probe"]}):
