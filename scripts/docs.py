@@ -275,6 +275,7 @@ def config_reference() -> str:
 
 
 BLOCKS = {"README.md": {"results": results_table, "speed": speed_table},
+          "docs/STUDY.md": {"claims": study_claims},
           "docs/PERFORMANCE.md": {"peer": peer_table, "faults": faults_table,
                                   "scale": scale_table},
           "docs/SERVING.md": {"settings": settings_table, "detect": detect_table},

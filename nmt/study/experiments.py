@@ -106,6 +106,9 @@ def long_range(study: Study) -> dict:
             "test_bleu": over_seeds(rows, lambda r: r["test"]["bleu"]),
             "joined": {k: over_seeds(rows, lambda r, k=k: r["long_range"]["joined"][k]["bleu"])
                        for k in first["long_range"]["joined"]},
+            "joined_length_ratio": {
+                k: over_seeds(rows, lambda r, k=k: r["long_range"]["joined"][k]["length_ratio"])
+                for k in first["long_range"]["joined"]},
             "by_length": [{"bucket": row["bucket"], "sentences": row["sentences"],
                            "bleu": over_seeds(rows, lambda r, i=i: r["long_range"]["by_length"][i]["bleu"])}
                           for i, row in enumerate(first["long_range"]["by_length"])],

@@ -83,7 +83,7 @@ def long_range(result: dict, path: Path) -> None:
 
 
 def probe(result: dict, path: Path) -> None:
-    """Copy rate of the pass-through token by input length, one panel per position."""
+    """Share of translations carrying the probe phrase's word by input length, per position."""
     plt = pyplot()
     positions = ("start", "middle", "end")
     figure, panels = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
@@ -91,8 +91,8 @@ def probe(result: dict, path: Path) -> None:
         for name, model in result["models"].items():
             rows = [r for r in model["probe"] if r["position"] == position]
             with_range(axes, [r["words"] for r in rows], [r["copy_rate"] for r in rows], name)
-        axes.set(xlabel="input words", title=f"token at the {position}")
-    panels[0].set_ylabel("token copied")
+        axes.set(xlabel="input words", title=f"phrase at the {position}")
+    panels[0].set_ylabel("its word in the translation")
     panels[0].legend(fontsize=7)
     save(figure, path)
 
