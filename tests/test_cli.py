@@ -34,3 +34,14 @@ def test_bad_model_dir_is_one_clear_line(tmp_path):
     result = nmt("translate", "--model", str(tmp_path), stdin="Hallo\n")
     assert result.returncode == 2
     assert "not a model directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_align_appends_word_links_as_marian_does(trained_model_dir):
+    result = nmt("translate", "--model", str(trained_model_dir), "--beam", "2", "--align",
+                 stdin="Ein hund läuft.\n")
+    assert result.returncode == 0, result.stderr
+    translation, links = result.stdout.rstrip("\n").split(" ||| ")
+    pairs = [tuple(map(int, link.split("-"))) for link in links.split()]
+    assert translation.lower().startswith("a dog") and pairs
+    assert all(0 <= i < 3 and 0 <= j < len(translation.split()) for i, j in pairs)
+    assert len({j for _, j in pairs}) >= 2

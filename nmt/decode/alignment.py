@@ -248,7 +248,10 @@ def grow_diag(start: set, candidates: set) -> set:
 # ----------------------------------------------------------------------------- served
 
 # The method and rule that translations' word links use (nmt translate --align, /translate
-# "alignment": true, html tags): the lowest AER on the gold dev halves (docs/ALIGNMENT.md).
+# "alignment": true, html tags). Chosen on the first 80 de-en gold dev pairs with
+# models/transformer-de-en: attention:1 + grow-diag had AER 65.8, layers 0 and 2 70.2 and 68.4,
+# leave-one-out 72.2, shifted:1 79.3 (the models know captions, not Europarl). The RNN has one
+# attention.
 SERVED = {"transformer": ("attention:1", "grow-diag"), "rnn": ("attention:0", "grow-diag")}
 MAX_ALIGNED_TOKENS = 512  # longer texts get no links (the model's positions end at 1024)
 

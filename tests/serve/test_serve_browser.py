@@ -57,5 +57,8 @@ def test_page_translates_and_shows_attention(server):
         assert cells.count() > 4
         rows = page.locator("#heatmap tr").count() - 1
         assert rows == len(page.text_content("#output").split()) or rows > 1
+        linked = page.locator("#links td.linked")
+        assert linked.count() >= 3  # each output word linked to a source word
+        assert page.locator("#links tr").count() - 1 == len(page.text_content("#output").split())
         assert page.text_content("#error") == ""
         browser.close()
