@@ -208,6 +208,48 @@ def study_claims() -> str:
     return "\n".join(out).rstrip("\n")
 
 
+def alignment_table() -> str:
+    """Per gold set and model: the served method, the best of each kind of method (each with its
+    best rule), eflomal; Kendall's tau, tags, and the attention ablations."""
+    out = []
+    for path in sorted((ROOT / "reports/alignment").glob("*.json")):
+        report = _read(str(path.relative_to(ROOT)))
+        rows = []
+        for name, model in report["models"].items():
+            methods = model["methods"]
+
+            def best_of(kind, methods=methods):
+                pick = [(m, r, s) for m, rules in methods.items() for r, s in rules.items()
+                        if m.split(":")[0] == kind and m.count(":") < 2]
+                m, r, s = min(pick, key=lambda x: x[2]["aer"])
+                return f"{s['aer']:.1f} ({m}, {r})"
+
+            served = model["served"]
+            score = methods[served["method"]][served["rule"]]
+            tau = model.get("agreement", {})
+            rows.append([name, f"{score['aer']:.1f} ({served['method']}, {served['rule']})",
+                         best_of("attention"), best_of("shifted"), best_of("saliency"),
+                         best_of("leave-one-out"),
+                         f"{tau.get('saliency', '-')} / {tau.get('leave-one-out', '-')}",
+                         f"{model['tags']['exact']:.0%} of {model['tags']['tags']}"])
+        if "eflomal" in report:
+            rule, score = min(report["eflomal"].items(), key=lambda x: x[1]["aer"])
+            rows.append(["eflomal", f"{score['aer']:.1f} ({rule})", "", "", "", "", "", ""])
+        out += [f"**{report['pair']}**, {report['pairs']} gold dev pairs "
+                f"([{path.stem}.md](../reports/alignment/{path.stem}.md)): AER, lower is better",
+                "", _table(["model", "served", "best attention layer", "best shifted", "saliency",
+                            "leave-one-out", "tau with gradient / leave-one-out", "tags exact"],
+                           rows), ""]
+        for name, model in report["models"].items():
+            cells = ", ".join(f"layer {a['layer']} {a['replacement']} {a['top1_changed']:.0%}"
+                              for a in model.get("ablation", []))
+            if cells:
+                out.append(f"- {name}: top predictions changed when a layer's attention is "
+                           f"replaced: {cells}")
+        out.append("")
+    return "\n".join(out).rstrip("\n")
+
+
 def settings_table() -> str:
     """Every ``NMT_*`` variable of the service (serve/settings.py): default, bounds, meaning."""
     from serve.settings import Settings
@@ -276,6 +318,7 @@ def config_reference() -> str:
 
 BLOCKS = {"README.md": {"results": results_table, "speed": speed_table},
           "docs/STUDY.md": {"claims": study_claims},
+          "docs/ALIGNMENT.md": {"alignment": alignment_table},
           "docs/PERFORMANCE.md": {"peer": peer_table, "faults": faults_table,
                                   "scale": scale_table},
           "docs/SERVING.md": {"settings": settings_table, "detect": detect_table},
