@@ -60,9 +60,8 @@ class Study:
         if key == "test":
             hyps = measure.raw_translate(translator, test_src)
             return {"bleu": measure.score(hyps, test_ref), "hyps": hyps}
-        if key == "long_range":
-            hyps = self.measures_of(cached, "test", translator)["hyps"]
-            return measure.long_range(translator, test_src, test_ref, hyps)
+        if key == "long_range":  # measured after "test", whose translations it reuses
+            return measure.long_range(translator, test_src, test_ref, cached["test"]["hyps"])
         if key == "probe":
             return measure.probe(translator, test_src, test_ref, b.probe_inputs)
         if key == "divergence":
@@ -75,11 +74,6 @@ class Study:
             from nmt.study.sqrt_dk import model_scores
             return scores_on(translator, val_src[:200], model_scores)
         raise ValueError(key)
-
-    def measures_of(self, cached: dict, key: str, translator):
-        if key not in cached:
-            cached[key] = self.measure(key, translator, cached)
-        return cached[key]
 
 
 def scores_on(translator, texts: list[str], model_scores) -> list[dict]:

@@ -248,28 +248,26 @@ def punctuation_outside(run: Run, mark: Mark, tag) -> list:
     is one word "weg.") moved out of the tag again, where the translation's word has it too."""
     from bs4 import NavigableString
 
-    texts = [node for node in tag.descendants if type(node) is NavigableString and node.strip()]
-    if not texts:
-        return [tag]
-    outside_after = run.text[mark.end:mark.end + 1] not in ("", " ") and not run.text[mark.end].isspace()
-    outside_before = mark.start > 0 and not run.text[mark.start - 1].isspace()
+    def texts():
+        return [node for node in tag.descendants if type(node) is NavigableString and node.strip()]
+
     before = after = ""
-    if outside_after:
-        head, core, after = PUNCTUATION.match(str(texts[-1])).groups()
-        if core or head:
-            texts[-1].replace_with(NavigableString(head + core))
-            texts[-1:] = [node for node in tag.descendants if type(node) is NavigableString
-                          and node.strip()][-1:]
+    if mark.end < len(run.text) and not run.text[mark.end].isspace() and texts():
+        last = texts()[-1]
+        head, core, after = PUNCTUATION.match(str(last)).groups()
+        if head or core:  # a word is left inside
+            last.replace_with(NavigableString(head + core))
         else:
             after = ""
-    if outside_before:
-        before, core, tail = PUNCTUATION.match(str(texts[0])).groups()
+    if mark.start > 0 and not run.text[mark.start - 1].isspace() and texts():
+        first = texts()[0]
+        before, core, tail = PUNCTUATION.match(str(first)).groups()
         if core or tail:
-            texts[0].replace_with(NavigableString(core + tail))
+            first.replace_with(NavigableString(core + tail))
         else:
             before = ""
-    return [x for x in (NavigableString(before) if before else None, tag,
-                        NavigableString(after) if after else None) if x is not None]
+    return [node for node in (NavigableString(before) if before else None, tag,
+                              NavigableString(after) if after else None) if node is not None]
 
 
 def shallow_copy(tag):
